@@ -1,0 +1,110 @@
+"""The artifacts passed between assets: small frozen dataclasses of paths and facts, in TFX's folder layouts.
+
+Paths inside an artifact are kept relative to its `uri`, so an IO manager can move a staging folder into place.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+SPLIT_PREFIX = "Split-"
+RECORDS_GLOB = "*.gz"
+
+
+def split_dir(uri: str | Path, split: str) -> Path:
+    return Path(uri) / f"{SPLIT_PREFIX}{split}"
+
+
+@dataclass(frozen=True)
+class Examples:
+    """tf.Example TFRecords of one or more daily partitions; `file_patterns[split]` is a list, like TFX's train_files."""
+
+    uris: list[str]
+    partitions: list[str]
+    row_counts: dict[str, int]
+    missing_partitions: list[str] = field(default_factory=list)
+
+    @property
+    def splits(self) -> list[str]:
+        return list(self.row_counts)
+
+    @property
+    def file_patterns(self) -> dict[str, list[str]]:
+        return {s: [str(split_dir(u, s) / RECORDS_GLOB) for u in self.uris] for s in self.splits}
+
+    @property
+    def num_rows(self) -> int:
+        return sum(self.row_counts.values())
+
+
+@dataclass(frozen=True)
+class Statistics:
+    """TFX StatisticsGen's layout: `Split-<name>/FeatureStats.pb`, a DatasetFeatureStatisticsList per split."""
+
+    uri: str
+    partition: str
+    splits: list[str]
+
+    def path(self, split: str) -> Path:
+        return split_dir(self.uri, split) / "FeatureStats.pb"
+
+    def load(self, split: str):
+        from tensorflow_metadata.proto.v0 import statistics_pb2
+
+        return statistics_pb2.DatasetFeatureStatisticsList.FromString(self.path(split).read_bytes())
+
+
+@dataclass(frozen=True)
+class Schema:
+    """TFX SchemaGen's layout: `schema.pbtxt`."""
+
+    uri: str
+    partition: str
+    inferred_from: list[str]
+    imported_from: str | None = None
+
+    @property
+    def path(self) -> Path:
+        return Path(self.uri) / "schema.pbtxt"
+
+    def load(self):
+        from google.protobuf import text_format
+        from tensorflow_metadata.proto.v0 import schema_pb2
+
+        return text_format.Parse(self.path.read_text(), schema_pb2.Schema())
+
+
+@dataclass(frozen=True)
+class TransformGraph:
+    """TFX Transform's layout: `transform_fn/`, `transformed_metadata/`, raw `metadata/`, transformed `Split-*/`."""
+
+    uri: str
+    partition: str
+    analyzed_partitions: list[str]
+    transformed_row_counts: dict[str, int]
+
+    @property
+    def transformed_examples(self) -> Examples:
+        return Examples(uris=[self.uri], partitions=list(self.analyzed_partitions), row_counts=self.transformed_row_counts)
+
+    def tft_output(self):
+        import tensorflow_transform as tft
+
+        return tft.TFTransformOutput(self.uri)
+
+
+ARTIFACT_TYPES = {cls.__name__: cls for cls in (Examples, Statistics, Schema, TransformGraph)}
+MANIFEST = "artifact.json"
+
+
+def to_manifest(artifact: Any, **overrides: Any) -> str:
+    fields = dataclasses.asdict(artifact) | overrides
+    return json.dumps({"type": type(artifact).__name__, "fields": fields}, indent=2, sort_keys=True)
+
+
+def from_manifest(text: str) -> Any:
+    data = json.loads(text)
+    return ARTIFACT_TYPES[data["type"]](**data["fields"])

@@ -1,0 +1,1 @@
+"""One TFX component per file."""

@@ -1,0 +1,36 @@
+"""Asset checks: `examples_valid` (TFX ExampleValidator, but blocking)."""
+
+from dagster import AssetCheckExecutionContext, AssetCheckResult, MetadataValue, asset_check
+
+from .anomalies import anomalies_markdown, find_anomalies
+from .artifacts import Statistics
+from .assets.statistics import statistics as statistics_asset
+from .config import TrainpipeConfig
+from .history import latest_materialization, materialized_path
+from .io_managers.artifact_dir import read_artifact
+from .partitions import daily_partitions
+
+
+@asset_check(asset=statistics_asset, name="examples_valid", blocking=True, partitions_def=daily_partitions)
+def examples_valid(
+    context: AssetCheckExecutionContext, trainpipe: TrainpipeConfig, statistics: Statistics
+) -> AssetCheckResult:
+    """A day's statistics against the latest materialized schema: missing/unexpected features, type changes,
+    out-of-domain strings and missing values. Blocking: a day with anomalies feeds nothing downstream."""
+    record = latest_materialization(context.instance, "schema")
+    if record is None:
+        return AssetCheckResult(passed=True, metadata={"anomalies": 0}, description="no schema materialized yet: nothing to check against")
+    schema = read_artifact(materialized_path(record))
+    found = []
+    for split in statistics.splits:
+        found += find_anomalies(statistics.load(split).datasets[0], schema.load(), trainpipe.settings.max_out_of_domain_fraction)
+    return AssetCheckResult(
+        passed=not found,
+        metadata={
+            "anomalies": len(found),
+            "anomaly_table": MetadataValue.md(anomalies_markdown(found)),
+            "schema": MetadataValue.path(schema.uri),
+            "schema_partition": schema.partition,
+        },
+        description=f"{len(found)} anomalies against schema {schema.partition}" if found else f"matches schema {schema.partition}",
+    )

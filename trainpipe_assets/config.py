@@ -1,0 +1,123 @@
+"""The one place that reads trainpipe's settings: TRAINPIPE_HOME, TRAINPIPE_CONFIG and the YAML file it names."""
+from __future__ import annotations
+
+import functools
+import os
+from pathlib import Path
+from typing import Literal, Optional
+
+import yaml
+from dagster import ConfigurableResource
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+DEFAULT_CONFIG_PATH = PACKAGE_DIR / "default_config.yaml"
+DEFAULT_MODULE_FILE = PACKAGE_DIR / "example_modules" / "sample_module.py"
+
+ColumnType = Literal["INT", "FLOAT", "STRING"]
+
+
+class SourceSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    kind: Literal["csv"] = "csv"
+    landing_dir: str = "landing"
+
+
+class PipelineSettings(BaseModel):
+    """The pipeline's settings as written in the YAML file; paths are resolved by TrainpipeConfig."""
+
+    model_config = ConfigDict(extra="forbid")
+    source: SourceSettings = Field(default_factory=SourceSettings)
+    columns: dict[str, ColumnType] = Field(default_factory=dict)
+    label_key: str
+    module_file: Optional[str] = None
+    custom_config: dict = Field(default_factory=dict)
+    partitions_start: str = "2024-01-01"
+    window_days: int = Field(7, ge=1)
+    splits: dict[str, int] = Field(default_factory=lambda: {"train": 2, "eval": 1})
+    partition_feature: Optional[str] = None
+    max_rejected_fraction: float = Field(0.05, ge=0, le=1)
+    schema_file: Optional[str] = None
+    max_out_of_domain_fraction: float = Field(0.01, ge=0, le=1)
+    beam_pipeline_args: list[str] = Field(default_factory=lambda: ["--direct_running_mode=in_memory"])
+
+    @field_validator("splits")
+    @classmethod
+    def _splits_have_train_and_eval(cls, splits: dict[str, int]) -> dict[str, int]:
+        if "train" not in splits or "eval" not in splits:
+            raise ValueError(f"needs 'train' and 'eval' buckets, got {sorted(splits)}")
+        if any(b < 1 for b in splits.values()):
+            raise ValueError(f"bucket counts must be >= 1, got {splits}")
+        return splits
+
+
+class ConfigError(ValueError):
+    """The YAML settings file is missing, unreadable or invalid."""
+
+
+@functools.lru_cache(maxsize=16)
+def _read_settings(path: str, mtime_ns: int) -> PipelineSettings:
+    try:
+        raw = yaml.safe_load(Path(path).read_text()) or {}
+    except (OSError, yaml.YAMLError) as e:
+        raise ConfigError(f"cannot read trainpipe config {path}: {e}") from e
+    try:
+        return PipelineSettings.model_validate(raw)
+    except ValidationError as e:
+        fields = "; ".join(f"{'.'.join(map(str, err['loc']))}: {err['msg']}" for err in e.errors())
+        raise ConfigError(f"invalid trainpipe config {path}: {fields}") from e
+
+
+def default_home() -> str:
+    return str(Path(os.environ.get("TRAINPIPE_HOME", ".trainpipe")).resolve())
+
+
+def default_config_path() -> str:
+    return str(Path(os.environ.get("TRAINPIPE_CONFIG") or DEFAULT_CONFIG_PATH).resolve())
+
+
+class TrainpipeConfig(ConfigurableResource):
+    """Where trainpipe keeps its files and which settings file it follows."""
+
+    home: str
+    config_path: str
+
+    @classmethod
+    def from_env(cls) -> "TrainpipeConfig":
+        return cls(home=default_home(), config_path=default_config_path())
+
+    @property
+    def settings(self) -> PipelineSettings:
+        path = Path(self.config_path)
+        if not path.is_file():
+            raise ConfigError(f"trainpipe config {path} does not exist (set TRAINPIPE_CONFIG)")
+        return _read_settings(str(path), path.stat().st_mtime_ns)
+
+    def _relative_to_config(self, value: Optional[str]) -> Optional[Path]:
+        if not value:
+            return None
+        p = Path(value).expanduser()
+        return p if p.is_absolute() else (Path(self.config_path).parent / p).resolve()
+
+    @property
+    def landing_dir(self) -> Path:
+        p = Path(self.settings.source.landing_dir).expanduser()
+        return p if p.is_absolute() else Path(self.home) / p
+
+    @property
+    def artifacts_dir(self) -> Path:
+        return Path(self.home) / "artifacts"
+
+    @property
+    def module_file(self) -> Path:
+        return self._relative_to_config(self.settings.module_file) or DEFAULT_MODULE_FILE
+
+    @property
+    def schema_file(self) -> Optional[Path]:
+        return self._relative_to_config(self.settings.schema_file)
+
+    def staging_dir(self, asset_name: str, partition_key: str, run_id: str) -> Path:
+        """A fresh folder an asset fills before its IO manager renames it into place."""
+        path = self.artifacts_dir / asset_name / f".staging-{partition_key}-{run_id}"
+        path.mkdir(parents=True, exist_ok=True)
+        return path

@@ -1,0 +1,1 @@
+"""Where a day's raw rows come from."""
