@@ -1,6 +1,8 @@
 """Asset checks: `examples_valid` (TFX ExampleValidator, but blocking)."""
 
-from dagster import AssetCheckExecutionContext, AssetCheckResult, MetadataValue, asset_check
+import warnings
+
+from dagster import AssetCheckExecutionContext, AssetCheckResult, MetadataValue, PreviewWarning, asset_check
 
 from .anomalies import anomalies_markdown, find_anomalies
 from .artifacts import Statistics
@@ -9,6 +11,9 @@ from .config import TrainpipeConfig
 from .history import latest_materialization, materialized_path
 from .io_managers.artifact_dir import read_artifact
 from .partitions import daily_partitions
+
+
+warnings.filterwarnings("ignore", category=PreviewWarning, message=".*partitions_def on an AssetCheckSpec")
 
 
 @asset_check(asset=statistics_asset, name="examples_valid", blocking=True, partitions_def=daily_partitions)

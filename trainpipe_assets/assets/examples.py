@@ -15,7 +15,7 @@ from ..config import TrainpipeConfig
 from ..io_managers.tfrecord import SplitRecords
 from ..partitions import daily_partitions
 from ..sources.csv_source import RejectedRow, SourceError, check_rejected_fraction, files_for_day, read_day
-from ..splits import assign_splits
+from ..splits import assign_splits, canonical_row_keys
 
 ENCODE_BATCH_ROWS = 65536
 
@@ -63,10 +63,11 @@ def build_split_records(trainpipe: TrainpipeConfig, day: dt.date) -> tuple[Split
         write_text(trainpipe.artifacts_dir.parent / "quarantine" / "examples" / f"{day}-rejected.csv", rejected_csv(table.rejected))
         raise
     serialized = encode_examples(table.table)
-    keys = None
     if table.raw_partition_values is not None:
-        keys = [b"" if v is None else v.encode() for v in table.raw_partition_values.to_pylist()]
-    split_index = assign_splits(serialized, settings.splits, keys)
+        keys = pc.fill_null(table.raw_partition_values, "").to_numpy(zero_copy_only=False)
+    else:
+        keys = canonical_row_keys(table.table)
+    split_index = assign_splits(keys, settings.splits)
     records = np.array(serialized, dtype=object)
     split_records = SplitRecords(
         records={name: records[split_index == i].tolist() for i, name in enumerate(settings.splits)},

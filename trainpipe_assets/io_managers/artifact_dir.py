@@ -8,7 +8,7 @@ from dagster import ConfigurableIOManager, InputContext, MetadataValue, OutputCo
 
 from ..artifacts import MANIFEST, from_manifest, to_manifest
 from ..atomic import replace_dir, write_text
-from . import artifact_dir
+from . import artifact_path
 
 # Input metadata flag: load a range of partitions as {partition: artifact}.
 WINDOW = "trainpipe/window"
@@ -35,13 +35,13 @@ class ArtifactDirIOManager(ConfigurableIOManager):
     home: str
 
     def handle_output(self, context: OutputContext, obj: Any) -> None:
-        final = artifact_dir(self.home, context.asset_key, context.asset_partition_key)
+        final = artifact_path(self.home, context.asset_key, context.asset_partition_key)
         commit_artifact(obj, final)
         context.add_output_metadata({"path": MetadataValue.path(str(final))})
 
     def load_input(self, context: InputContext) -> Any:
         keys = context.asset_partition_keys
-        dirs = {k: artifact_dir(self.home, context.asset_key, k) for k in keys}
+        dirs = {k: artifact_path(self.home, context.asset_key, k) for k in keys}
         if not (context.definition_metadata or {}).get(WINDOW):
             if len(keys) != 1:
                 raise ValueError(f"{context.asset_key.to_user_string()}: {len(keys)} partitions for a single-artifact input")

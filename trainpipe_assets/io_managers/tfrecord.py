@@ -9,7 +9,7 @@ from dagster import ConfigurableIOManager, InputContext, MetadataValue, OutputCo
 
 from ..artifacts import MANIFEST, Examples, from_manifest, split_dir, to_manifest
 from ..atomic import replace_dir, staging_sibling, write_text
-from . import artifact_dir
+from . import artifact_path
 
 RECORDS_FILE = "data-00000-of-00001.gz"
 REJECTED_FILE = "rejected.csv"
@@ -77,7 +77,7 @@ class TFRecordIOManager(ConfigurableIOManager):
     home: str
 
     def handle_output(self, context: OutputContext, obj: SplitRecords) -> None:
-        final = artifact_dir(self.home, context.asset_key, context.asset_partition_key)
+        final = artifact_path(self.home, context.asset_key, context.asset_partition_key)
         artifact = write_examples_dir(final, context.asset_partition_key, obj)
         context.add_output_metadata(
             {"path": MetadataValue.path(str(final)), "file_patterns": MetadataValue.json(artifact.file_patterns)}
@@ -85,4 +85,4 @@ class TFRecordIOManager(ConfigurableIOManager):
 
     def load_input(self, context: InputContext) -> Examples:
         keys = context.asset_partition_keys
-        return read_examples({k: artifact_dir(self.home, context.asset_key, k) for k in keys})
+        return read_examples({k: artifact_path(self.home, context.asset_key, k) for k in keys})
