@@ -14,7 +14,7 @@ from .jobs import ingest_job
 from .partitions import daily_partitions
 from .sources.csv_source import IN_PROGRESS_SUFFIXES, file_sha256, parse_file_name
 
-SETTLE_SECONDS = 30  # a file first seen is complete once untouched this long; otherwise wait for one more tick
+SETTLE_SECONDS = 30  # a file is complete once untouched this long, or once its size and mtime held for a tick
 
 
 @dataclass
@@ -58,7 +58,7 @@ def plan_ingest(landing_dir: Path, cursor: dict, partition_keys: set[str], now: 
         st = path.stat()
         seen = dict(cursor.get(path.name, {}))
         stat_now = [st.st_size, st.st_mtime_ns]
-        settled = seen.get("stat") == stat_now or (not seen and now - st.st_mtime >= SETTLE_SECONDS)
+        settled = seen.get("stat") == stat_now or now - st.st_mtime >= SETTLE_SECONDS
         if not settled:
             plan.cursor[path.name] = {**seen, "stat": stat_now}
             plan.waiting.append(path.name)

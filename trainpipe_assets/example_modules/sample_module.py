@@ -32,7 +32,7 @@ def preprocessing_fn(inputs):
         outputs[transformed_name(key)] = tft.scale_to_z_score(value)
     for key in VOCAB_FEATURES:
         outputs[transformed_name(key)] = tft.compute_and_apply_vocabulary(
-            _fill_in_missing(inputs[key], ""), top_k=VOCAB_SIZE, num_oov_buckets=OOV_SIZE
+            _fill_in_missing(inputs[key], ""), top_k=VOCAB_SIZE, num_oov_buckets=OOV_SIZE, vocab_filename=key
         )
     for key, size in CATEGORICAL_INT_FEATURES.items():
         value = _fill_in_missing(inputs[key], tf.constant(0, tf.int64))
