@@ -96,7 +96,73 @@ class TransformGraph:
         return tft.TFTransformOutput(self.uri)
 
 
-ARTIFACT_TYPES = {cls.__name__: cls for cls in (Examples, Statistics, Schema, TransformGraph)}
+@dataclass(frozen=True)
+class Hyperparameters:
+    """TFX Tuner's layout: `best_hyperparameters.txt`, the JSON of keras_tuner.HyperParameters.get_config()."""
+
+    uri: str
+    partition: str
+    tuned: bool
+
+    @property
+    def path(self) -> Path:
+        return Path(self.uri) / "best_hyperparameters.txt"
+
+    def load(self) -> dict:
+        return json.loads(self.path.read_text())
+
+
+@dataclass(frozen=True)
+class Model:
+    """TFX Trainer's layout: `Format-Serving/` (the SavedModel) and `model_run/` (TensorBoard logs)."""
+
+    uri: str
+    partition: str
+    run_id: str
+
+    @property
+    def serving_model_dir(self) -> Path:
+        return Path(self.uri) / "Format-Serving"
+
+    @property
+    def model_run_dir(self) -> Path:
+        return Path(self.uri) / "model_run"
+
+
+@dataclass(frozen=True)
+class ModelEvaluation:
+    """TFX Evaluator's layout: `BLESSED` or `NOT_BLESSED`, and `evaluation.json` with metrics and verdicts."""
+
+    uri: str
+    partition: str
+    blessed: bool
+    candidate_uri: str
+    baseline_version: int | None
+
+    @property
+    def report_path(self) -> Path:
+        return Path(self.uri) / "evaluation.json"
+
+    def report(self) -> dict:
+        return json.loads(self.report_path.read_text())
+
+
+@dataclass(frozen=True)
+class PushedModel:
+    """TFX Pusher's result: the version now under `<serving>/<model_name>/<version>/`."""
+
+    uri: str
+    partition: str
+    model_name: str
+    version: int
+    serving_path: str
+    source_model: str
+
+
+ARTIFACT_TYPES = {
+    cls.__name__: cls
+    for cls in (Examples, Statistics, Schema, TransformGraph, Hyperparameters, Model, ModelEvaluation, PushedModel)
+}
 MANIFEST = "artifact.json"
 
 

@@ -1,11 +1,12 @@
-"""Asset checks: `examples_valid` (TFX ExampleValidator, but blocking)."""
+"""Asset checks, both blocking: `examples_valid` (TFX ExampleValidator) and `model_blessed` (no unblessed push)."""
 
 import warnings
 
 from dagster import AssetCheckExecutionContext, AssetCheckResult, MetadataValue, PreviewWarning, asset_check
 
 from .anomalies import anomalies_markdown, find_anomalies
-from .artifacts import Statistics
+from .artifacts import ModelEvaluation, Statistics
+from .assets.evaluation import model_evaluation as model_evaluation_asset
 from .assets.statistics import statistics as statistics_asset
 from .config import TrainpipeConfig
 from .history import latest_materialization, materialized_path
@@ -38,4 +39,15 @@ def examples_valid(
             "schema_partition": schema.partition,
         },
         description=f"{len(found)} anomalies against schema {schema.partition}" if found else f"matches schema {schema.partition}",
+    )
+
+
+@asset_check(asset=model_evaluation_asset, name="model_blessed", blocking=True, partitions_def=daily_partitions)
+def model_blessed(context: AssetCheckExecutionContext, model_evaluation: ModelEvaluation) -> AssetCheckResult:
+    """Blocking: a model the Evaluator did not bless is never pushed."""
+    report = model_evaluation.report()
+    return AssetCheckResult(
+        passed=model_evaluation.blessed,
+        metadata={"reasons": MetadataValue.md("\n".join(f"- {r}" for r in report["reasons"])), "candidate": MetadataValue.path(model_evaluation.candidate_uri)},
+        description="; ".join(report["reasons"]),
     )

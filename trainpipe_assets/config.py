@@ -23,6 +23,46 @@ class SourceSettings(BaseModel):
     landing_dir: str = "landing"
 
 
+class TuningSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    enabled: bool = True  # false: no search; `hyperparameters` are used as they are
+    steps_fraction: float = Field(0.2, gt=0, le=1)  # the tuner trains this share of train_steps per trial
+    hyperparameters: dict[str, float | int | str | bool] = Field(default_factory=dict)
+
+
+class ChangeThreshold(BaseModel):
+    """TFMA's GenericChangeThreshold: candidate minus baseline against `absolute`, their ratio minus 1 against
+    `relative`; higher_is_better passes when the change is >= the bound, lower_is_better when it is <=."""
+
+    model_config = ConfigDict(extra="forbid")
+    direction: Literal["higher_is_better", "lower_is_better"]
+    absolute: Optional[float] = None
+    relative: Optional[float] = None
+
+
+class MetricThreshold(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    lower_bound: Optional[float] = None
+    upper_bound: Optional[float] = None
+    change: Optional[ChangeThreshold] = None
+
+
+class EvaluationSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    prediction_key: Optional[str] = None  # output of serving_default; default: its only (or first) output
+    metrics: list[Literal["accuracy", "auc", "precision", "recall", "loss"]] = Field(
+        default_factory=lambda: ["accuracy", "auc", "precision", "recall", "loss"]
+    )
+    slices: list[str] = Field(default_factory=list)
+    thresholds: dict[str, MetricThreshold] = Field(default_factory=dict)
+    force_bless: bool = False
+
+
+class PushSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    keep_versions: int = Field(5, ge=1)
+
+
 class PipelineSettings(BaseModel):
     """The pipeline's settings as written in the YAML file; paths are resolved by TrainpipeConfig."""
 
@@ -40,6 +80,20 @@ class PipelineSettings(BaseModel):
     schema_file: Optional[str] = None
     max_out_of_domain_fraction: float = Field(0.01, ge=0, le=1)
     beam_pipeline_args: list[str] = Field(default_factory=lambda: ["--direct_running_mode=in_memory"])
+    model_name: str = Field("model", pattern=r"^[A-Za-z0-9_.-]+$")
+    train_steps: int = Field(1000, ge=1)
+    eval_steps: int = Field(100, ge=1)
+    tuning: TuningSettings = Field(default_factory=TuningSettings)
+    evaluation: EvaluationSettings = Field(default_factory=EvaluationSettings)
+    push: PushSettings = Field(default_factory=PushSettings)
+
+    @field_validator("evaluation")
+    @classmethod
+    def _thresholds_name_metrics(cls, evaluation: EvaluationSettings) -> EvaluationSettings:
+        unknown = sorted(set(evaluation.thresholds) - set(evaluation.metrics))
+        if unknown:
+            raise ValueError(f"thresholds for metrics that are not computed: {unknown} (metrics: {evaluation.metrics})")
+        return evaluation
 
     @field_validator("splits")
     @classmethod
@@ -115,6 +169,11 @@ class TrainpipeConfig(ConfigurableResource):
     @property
     def schema_file(self) -> Optional[Path]:
         return self._relative_to_config(self.settings.schema_file)
+
+    @property
+    def serving_dir(self) -> Path:
+        """TF Serving's model base path: `<serving>/<model_name>/<version>/`."""
+        return Path(self.home) / "serving" / self.settings.model_name
 
     def staging_dir(self, asset_name: str, partition_key: str, run_id: str) -> Path:
         """A fresh folder an asset fills before its IO manager renames it into place."""

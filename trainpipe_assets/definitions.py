@@ -1,13 +1,18 @@
 """The Definitions object: gathers assets, checks, jobs, sensors and resources."""
 from dagster import Definitions
 
+from .assets.evaluation import model_evaluation
 from .assets.examples import examples
+from .assets.push import pushed_model
 from .assets.schema import schema
 from .assets.statistics import statistics
+from .assets.training import trained_model
 from .assets.transform import transform_graph
-from .checks import examples_valid
+from .assets.tuning import best_hyperparameters
+from .checks import examples_valid, model_blessed
 from .config import TrainpipeConfig
 from .io_managers.artifact_dir import ArtifactDirIOManager
+from .io_managers.saved_model import SavedModelIOManager
 from .io_managers.tfrecord import TFRecordIOManager
 from .jobs import ingest_job, training_job
 from .sensors import new_data_sensor
@@ -15,14 +20,17 @@ from .sensors import new_data_sensor
 
 def build_definitions(trainpipe: TrainpipeConfig) -> Definitions:
     return Definitions(
-        assets=[examples, statistics, schema, transform_graph],
-        asset_checks=[examples_valid],
+        assets=[
+            examples, statistics, schema, transform_graph, best_hyperparameters, trained_model, model_evaluation, pushed_model,
+        ],
+        asset_checks=[examples_valid, model_blessed],
         jobs=[ingest_job, training_job],
         sensors=[new_data_sensor],
         resources={
             "trainpipe": trainpipe,
             "tfrecord_io_manager": TFRecordIOManager(home=trainpipe.home),
             "artifact_io_manager": ArtifactDirIOManager(home=trainpipe.home),
+            "saved_model_io_manager": SavedModelIOManager(home=trainpipe.home),
         },
     )
 

@@ -16,6 +16,9 @@ class ModuleFileError(ValueError):
 
 
 def load_module_file(path: Path) -> ModuleType:
+    from . import tfx_compat
+
+    tfx_compat.install()  # a module written for TFX imports `tfx`; serve it when TFX itself is absent
     path = Path(path).resolve()
     if not path.is_file():
         raise ModuleFileError(f"module_file {path} does not exist")

@@ -40,11 +40,34 @@ def instance():
         yield inst
 
 
+def write_config(path: Path, **overrides) -> Path:
+    """The bundled settings with some fields replaced (nested dicts are merged one level deep)."""
+    import yaml
+
+    settings = yaml.safe_load(DEFAULT_CONFIG_PATH.read_text())
+    for key, value in overrides.items():
+        if isinstance(value, dict) and isinstance(settings.get(key), dict):
+            settings[key] = {**settings[key], **value}
+        else:
+            settings[key] = value
+    path.write_text(yaml.safe_dump(settings))
+    return path
+
+
+# Tiny training for tests: a few steps, two tuning trials.
+FAST_TRAINING = {"train_steps": 40, "eval_steps": 5, "custom_config": {"max_trials": 2}}
+
+
 @pytest.fixture(scope="session")
-def pipeline(tmp_path_factory):
-    """Three sample days ingested and the window ending on the last one transformed, in one instance."""
+def fast_config(tmp_path_factory) -> Path:
+    return write_config(tmp_path_factory.mktemp("config") / "trainpipe.yaml", **FAST_TRAINING)
+
+
+@pytest.fixture(scope="session")
+def pipeline(tmp_path_factory, fast_config):
+    """Three sample days ingested and the window ending on the last one trained, evaluated and pushed."""
     home = tmp_path_factory.mktemp("pipeline") / "home"
-    trainpipe = make_config(home)
+    trainpipe = make_config(home, fast_config)
     write_days(trainpipe.landing_dir, len(DAYS), ROWS_PER_DAY, end=dt.date.fromisoformat(DAYS[-1]), seed=7)
     defs = build_definitions(trainpipe)
     with instance_for_test() as inst:
@@ -56,12 +79,14 @@ def pipeline(tmp_path_factory):
 
 def resources_for(trainpipe: TrainpipeConfig) -> dict:
     from trainpipe_assets.io_managers.artifact_dir import ArtifactDirIOManager
+    from trainpipe_assets.io_managers.saved_model import SavedModelIOManager
     from trainpipe_assets.io_managers.tfrecord import TFRecordIOManager
 
     return {
         "trainpipe": trainpipe,
         "tfrecord_io_manager": TFRecordIOManager(home=trainpipe.home),
         "artifact_io_manager": ArtifactDirIOManager(home=trainpipe.home),
+        "saved_model_io_manager": SavedModelIOManager(home=trainpipe.home),
     }
 
 

@@ -1,9 +1,14 @@
 """The module file for the bundled sample data (`trainpipe simulate`), written the way TFX modules are.
 
 preprocessing_fn: z-scores for numbers, vocabularies for strings, buckets for distance; the label passes through.
+tuner_fn: KerasTuner RandomSearch over layer sizes, depth and learning rate.
+run_fn: trains a DNN and saves a SavedModel whose serving_default takes serialized raw tf.Examples.
 """
+import keras_tuner
 import tensorflow as tf
 import tensorflow_transform as tft
+from tfx import v1 as tfx
+from tfx_bsl.public import tfxio
 
 LABEL_KEY = "big_tipper"
 DENSE_FLOAT_FEATURES = ["fare", "trip_miles", "trip_seconds"]
@@ -42,3 +47,121 @@ def preprocessing_fn(inputs):
         outputs[transformed_name(key) + "_bucket"] = tft.bucketize(value, buckets)
     outputs[LABEL_KEY] = _fill_in_missing(inputs[LABEL_KEY], tf.constant(0, tf.int64))
     return outputs
+
+
+# --- Tuner and Trainer ---------------------------------------------------------------------------------------------
+
+CATEGORY_SIZES = {
+    **{transformed_name(k): VOCAB_SIZE + OOV_SIZE for k in VOCAB_FEATURES},
+    **{transformed_name(k): size for k, size in CATEGORICAL_INT_FEATURES.items()},
+    **{transformed_name(k) + "_bucket": n for k, n in BUCKET_FEATURES.items()},
+}
+DENSE_INPUTS = [transformed_name(k) for k in DENSE_FLOAT_FEATURES]
+BATCH_SIZE = 64
+
+
+def _input_fn(file_pattern, data_accessor, tf_transform_output, batch_size=BATCH_SIZE):
+    return data_accessor.tf_dataset_factory(
+        file_pattern,
+        tfxio.TensorFlowDatasetOptions(batch_size=batch_size, label_key=LABEL_KEY),
+        tf_transform_output.transformed_metadata.schema,
+    )
+
+
+def _hyperparameter_space():
+    hp = keras_tuner.HyperParameters()
+    hp.Int("hidden_units", 16, 128, step=16, default=64)
+    hp.Int("num_layers", 1, 3, default=2)
+    hp.Choice("learning_rate", [1e-3, 3e-3, 1e-2], default=3e-3)
+    return hp
+
+
+def _build_keras_model(hp):
+    inputs = {k: tf.keras.Input(shape=(), name=k, dtype=tf.float32) for k in DENSE_INPUTS}
+    inputs.update({k: tf.keras.Input(shape=(), name=k, dtype=tf.int64) for k in CATEGORY_SIZES})
+    dense = [tf.keras.layers.Reshape((1,))(inputs[k]) for k in DENSE_INPUTS]
+    one_hot = [tf.keras.layers.CategoryEncoding(n, output_mode="one_hot")(inputs[k]) for k, n in CATEGORY_SIZES.items()]
+    x = tf.keras.layers.Concatenate()(dense + one_hot)
+    for _ in range(int(hp.get("num_layers"))):
+        x = tf.keras.layers.Dense(int(hp.get("hidden_units")), activation="relu")(x)
+    output = tf.keras.layers.Dense(1, activation="sigmoid")(x)
+    model = tf.keras.Model(inputs=inputs, outputs=output)
+    model.compile(
+        optimizer=tf.keras.optimizers.Adam(float(hp.get("learning_rate"))),
+        loss="binary_crossentropy",
+        metrics=[tf.keras.metrics.BinaryAccuracy()],
+    )
+    return model
+
+
+def tuner_fn(fn_args: tfx.components.FnArgs) -> tfx.components.TunerFnResult:
+    custom = fn_args.custom_config or {}
+    tuner = keras_tuner.RandomSearch(
+        _build_keras_model,
+        max_trials=int(custom.get("max_trials", 6)),
+        hyperparameters=_hyperparameter_space(),
+        objective=keras_tuner.Objective(custom.get("objective", "val_binary_accuracy"), "max"),
+        directory=fn_args.working_dir,
+        project_name="trips_tuning",
+        seed=1,
+    )
+    tf_transform_output = tft.TFTransformOutput(fn_args.transform_graph_path)
+    return tfx.components.TunerFnResult(
+        tuner=tuner,
+        fit_kwargs={
+            "x": _input_fn(fn_args.train_files, fn_args.data_accessor, tf_transform_output),
+            "validation_data": _input_fn(fn_args.eval_files, fn_args.data_accessor, tf_transform_output),
+            "steps_per_epoch": fn_args.train_steps,
+            "validation_steps": fn_args.eval_steps,
+            "verbose": 0,
+        },
+    )
+
+
+class _ServingModule(tf.Module):
+    """serving_default: serialized raw tf.Examples -> the transform graph -> the model, so serving needs no code."""
+
+    def __init__(self, model, tf_transform_output):
+        super().__init__()
+        self.model = model
+        self.tft_layer = tf_transform_output.transform_features_layer()
+        raw_spec = tf_transform_output.raw_feature_spec()
+        serving_spec = {k: v for k, v in raw_spec.items() if k != LABEL_KEY}
+        model_inputs = list(DENSE_INPUTS) + list(CATEGORY_SIZES)
+
+        @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
+        def serve_tf_examples(serialized):
+            transformed = self.tft_layer(tf.io.parse_example(serialized, serving_spec))
+            return {"outputs": self.model({k: transformed[k] for k in model_inputs})}
+
+        @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
+        def transform_features(serialized):
+            return self.tft_layer(tf.io.parse_example(serialized, raw_spec))
+
+        self.serve_tf_examples = serve_tf_examples
+        self.transform_features = transform_features
+
+
+def run_fn(fn_args: tfx.components.FnArgs):
+    tf_transform_output = tft.TFTransformOutput(fn_args.transform_output)
+    train = _input_fn(fn_args.train_files, fn_args.data_accessor, tf_transform_output)
+    evaluation = _input_fn(fn_args.eval_files, fn_args.data_accessor, tf_transform_output)
+    if fn_args.hyperparameters:
+        hp = keras_tuner.HyperParameters.from_config(fn_args.hyperparameters)
+    else:
+        hp = _hyperparameter_space()
+    model = _build_keras_model(hp)
+    model.fit(
+        train,
+        steps_per_epoch=fn_args.train_steps,
+        validation_data=evaluation,
+        validation_steps=fn_args.eval_steps,
+        callbacks=[tf.keras.callbacks.TensorBoard(log_dir=fn_args.model_run_dir, update_freq="epoch")],
+        verbose=0,
+    )
+    module = _ServingModule(model, tf_transform_output)
+    tf.saved_model.save(
+        module,
+        fn_args.serving_model_dir,
+        signatures={"serving_default": module.serve_tf_examples, "transform_features": module.transform_features},
+    )

@@ -1,0 +1,53 @@
+"""`pushed_model` (TFX Pusher): a blessed model copied into TF Serving's layout as the next integer version."""
+from pathlib import Path
+
+from dagster import AssetExecutionContext, Failure, MetadataValue, Output, asset
+
+from ..artifacts import Model, ModelEvaluation, PushedModel
+from ..atomic import write_text
+from ..config import TrainpipeConfig
+from ..partitions import daily_partitions
+from ..serving_versions import copy_saved_model, list_versions, prune_versions
+
+
+@asset(
+    partitions_def=daily_partitions,
+    io_manager_key="artifact_io_manager",
+    kinds={"tensorflow"},
+    group_name="deployment",
+    code_version="push-v1",
+)
+def pushed_model(
+    context: AssetExecutionContext, trainpipe: TrainpipeConfig, trained_model: Model, model_evaluation: ModelEvaluation
+) -> Output[PushedModel]:
+    """TFX Pusher: `$TRAINPIPE_HOME/serving/<model_name>/<version>/`, written atomically; keeps the last K versions."""
+    if not model_evaluation.blessed:  # the blocking model_blessed check stops this first; never push regardless
+        raise Failure(description=f"model {trained_model.uri} is not blessed; not pushing")
+    if model_evaluation.candidate_uri != trained_model.uri:
+        raise Failure(description=f"evaluation {model_evaluation.uri} judged {model_evaluation.candidate_uri}, not {trained_model.uri}")
+    base = trainpipe.serving_dir
+    version = max(list_versions(base), default=0) + 1
+    serving_path = copy_saved_model(trained_model.serving_model_dir, base, version)
+    removed = prune_versions(base, trainpipe.settings.push.keep_versions, protected={version})
+    staging = trainpipe.staging_dir("pushed_model", context.partition_key, context.run.run_id)
+    write_text(Path(staging) / "PUSHED", f"{serving_path}\n")
+    report = model_evaluation.report()
+    return Output(
+        PushedModel(
+            uri=str(staging),
+            partition=context.partition_key,
+            model_name=trainpipe.settings.model_name,
+            version=version,
+            serving_path=str(serving_path),
+            source_model=trained_model.uri,
+        ),
+        metadata={
+            "version": version,
+            "serving_path": MetadataValue.path(str(serving_path)),
+            "model_name": trainpipe.settings.model_name,
+            "source_partition": trained_model.partition,
+            "source_run_id": trained_model.run_id,
+            "metrics": MetadataValue.json(report["candidate"]["overall"]),
+            "removed_versions": MetadataValue.json(removed),
+        },
+    )

@@ -1,0 +1,76 @@
+"""`trained_model` (TFX Trainer): the module's run_fn with TFX's FnArgs; every model kept under its run id."""
+import numpy as np
+from dagster import AssetExecutionContext, Failure, MetadataValue, Output, asset
+
+from ..artifacts import Hyperparameters, Model, Schema, TransformGraph
+from ..config import TrainpipeConfig
+from ..module_file import ModuleFileError, user_function
+from ..partitions import daily_partitions
+from ..tensorboard_logs import final_epoch_scalars
+from .tuning import fn_args_for
+
+
+def folder_size(path) -> int:
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+
+
+def parameter_count(saved_model_dir) -> int:
+    """Values in the SavedModel's variables checkpoint (weights; the transform graph's tables are assets)."""
+    import tensorflow as tf
+
+    reader = tf.train.load_checkpoint(str(saved_model_dir / "variables" / "variables"))
+    shapes = reader.get_variable_to_shape_map()
+    return int(sum(np.prod(shape) for name, shape in shapes.items() if not name.startswith("_CHECKPOINTABLE_OBJECT_GRAPH")))
+
+
+@asset(
+    partitions_def=daily_partitions,
+    io_manager_key="saved_model_io_manager",
+    kinds={"tensorflow", "keras"},
+    group_name="training",
+    code_version="training-v1",
+)
+def trained_model(
+    context: AssetExecutionContext,
+    trainpipe: TrainpipeConfig,
+    transform_graph: TransformGraph,
+    schema: Schema,
+    best_hyperparameters: Hyperparameters,
+) -> Output[Model]:
+    """TFX Trainer: run_fn(fn_args) writes a SavedModel to fn_args.serving_model_dir and logs to model_run_dir."""
+    staging = trainpipe.staging_dir("trained_model", context.partition_key, context.run.run_id)
+    model = Model(uri=str(staging), partition=context.partition_key, run_id=context.run.run_id)
+    try:
+        run_fn = user_function(trainpipe.module_file, "run_fn")
+    except ModuleFileError as e:
+        raise Failure(description=str(e)) from e
+    hyperparameters = best_hyperparameters.load()
+    run_fn(
+        fn_args_for(
+            trainpipe,
+            transform_graph,
+            schema,
+            working_dir=str(staging),
+            serving_model_dir=str(model.serving_model_dir),
+            model_run_dir=str(model.model_run_dir),
+            hyperparameters=hyperparameters,
+        )
+    )
+    if not (model.serving_model_dir / "saved_model.pb").is_file():
+        raise Failure(
+            description=f"run_fn in {trainpipe.module_file} returned without writing a SavedModel to "
+            f"fn_args.serving_model_dir ({model.serving_model_dir})"
+        )
+    metrics = final_epoch_scalars(model.model_run_dir)
+    return Output(
+        model,
+        metadata={
+            **{f"metric_{k}": v for k, v in metrics.items()},
+            "parameters": parameter_count(model.serving_model_dir),
+            "size_bytes": folder_size(model.serving_model_dir),
+            "train_steps": trainpipe.settings.train_steps,
+            "hyperparameters": MetadataValue.json(hyperparameters.get("values", {})),
+            "example_partitions": MetadataValue.json(transform_graph.analyzed_partitions),
+            "transform_graph": MetadataValue.path(transform_graph.uri),
+        },
+    )

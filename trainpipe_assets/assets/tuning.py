@@ -1,0 +1,89 @@
+"""`best_hyperparameters` (TFX Tuner): the module's tuner_fn searched with KerasTuner on the transformed window."""
+import json
+
+from dagster import AssetExecutionContext, Failure, MetadataValue, Output, asset
+
+from ..artifacts import Hyperparameters, Schema, TransformGraph
+from ..atomic import write_text
+from ..config import TrainpipeConfig
+from ..module_api import FnArgs
+from ..module_file import ModuleFileError, user_function
+from ..partitions import daily_partitions
+
+
+def fixed_hyperparameters(values: dict) -> dict:
+    """The config's hyperparameters as a keras_tuner.HyperParameters config, the shape run_fn receives from TFX."""
+    import keras_tuner
+
+    hp = keras_tuner.HyperParameters()
+    for name, value in values.items():
+        hp.Fixed(name, value)
+    return hp.get_config()
+
+
+def trials_markdown(trials) -> str:
+    rows = ["| trial | score | hyperparameters |", "|---|---|---|"]
+    for trial in trials:
+        score = "failed" if trial.score is None else f"{trial.score:.4f}"
+        rows.append(f"| {trial.trial_id} | {score} | {json.dumps(trial.hyperparameters.values, sort_keys=True)} |")
+    return "\n".join(rows)
+
+
+def fn_args_for(trainpipe: TrainpipeConfig, transform_graph: TransformGraph, schema: Schema, **fields) -> FnArgs:
+    """TFX's FnArgs for the window: transformed train/eval files, schema, transform graph, steps, custom_config."""
+    settings = trainpipe.settings
+    files = transform_graph.transformed_examples.file_patterns
+    return FnArgs(
+        train_files=files["train"],
+        eval_files=files["eval"],
+        train_steps=settings.train_steps,
+        eval_steps=settings.eval_steps,
+        schema_path=str(schema.path),
+        transform_graph_path=transform_graph.uri,
+        custom_config=dict(settings.custom_config),
+        **fields,
+    )
+
+
+@asset(
+    partitions_def=daily_partitions,
+    io_manager_key="artifact_io_manager",
+    kinds={"tensorflow", "keras"},
+    group_name="training",
+    code_version="tuning-v1",
+)
+def best_hyperparameters(
+    context: AssetExecutionContext, trainpipe: TrainpipeConfig, transform_graph: TransformGraph, schema: Schema
+) -> Output[Hyperparameters]:
+    """TFX Tuner: tuner_fn(fn_args) -> tuner.search(**fit_kwargs); best_hyperparameters.txt as TFX writes it."""
+    settings = trainpipe.settings
+    staging = trainpipe.staging_dir("best_hyperparameters", context.partition_key, context.run.run_id)
+    artifact = Hyperparameters(uri=str(staging), partition=context.partition_key, tuned=settings.tuning.enabled)
+    metadata = {}
+    if not settings.tuning.enabled:
+        config = fixed_hyperparameters(settings.tuning.hyperparameters)
+        metadata["mode"] = "fixed (tuning.enabled: false)"
+    else:
+        try:
+            tuner_fn = user_function(trainpipe.module_file, "tuner_fn")
+        except ModuleFileError as e:
+            raise Failure(description=str(e)) from e
+        tuner_steps = max(1, round(settings.train_steps * settings.tuning.steps_fraction))
+        fn_args = fn_args_for(trainpipe, transform_graph, schema, working_dir=str(staging / "tuner"))
+        fn_args.train_steps = tuner_steps
+        result = tuner_fn(fn_args)
+        result.tuner.search(**result.fit_kwargs)
+        best = result.tuner.get_best_hyperparameters(1)
+        if not best:
+            raise Failure(description=f"tuner_fn's tuner finished no trial (module_file {trainpipe.module_file})")
+        config = best[0].get_config()
+        trials = result.tuner.oracle.get_best_trials(num_trials=len(result.tuner.oracle.trials))
+        metadata.update({
+            "mode": "tuned",
+            "trials": MetadataValue.md(trials_markdown(trials)),
+            "num_trials": len(trials),
+            "best_score": float(trials[0].score) if trials and trials[0].score is not None else None,
+            "tuner_train_steps": tuner_steps,
+        })
+    write_text(artifact.path, json.dumps(config))
+    return Output(artifact, metadata={**metadata, "best_hyperparameters": MetadataValue.json(config.get("values", {}))})
