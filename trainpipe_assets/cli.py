@@ -1,4 +1,4 @@
-"""`trainpipe`: simulate sample data, and run the pipeline on it end to end (`demo`)."""
+"""`trainpipe`: simulate sample data, run the pipeline on it end to end (`demo`), and read the model history."""
 from __future__ import annotations
 
 import argparse
@@ -60,32 +60,73 @@ def cmd_demo(args: argparse.Namespace) -> int:
     instance = DagsterInstance.get()
     days = [(end - dt.timedelta(days=i)).isoformat() for i in range(args.days - 1, -1, -1)]
     print("\ningest_job (examples -> statistics -> examples_valid) per day:")
+    ingested = True
     for day in days:
         result, failures = _run_partition(defs, "ingest_job", day, instance)
         mats = {e.asset_key.to_user_string(): e.materialization.metadata for e in result.get_asset_materialization_events()}
         checks = {c.check_name: c.passed for c in result.get_asset_check_evaluations()}
         rows = mats.get("examples", {})
-        split_rows = " ".join(f"{k[5:]}={v.value}" for k, v in rows.items() if k.startswith("rows_"))
+        split_rows = " ".join(f"{s}={rows[f'rows_{s}'].value}" for s in trainpipe.settings.splits if f"rows_{s}" in rows)
         print(f"  {day}: {'ok' if result.success else 'FAILED'} {split_rows} rejected={rows['rejected_rows'].value if 'rejected_rows' in rows else '-'} examples_valid={checks.get('examples_valid')}")
+        ingested &= result.success
         for failure in failures:
             print(f"    {failure}")
-    print(f"\ntraining_job (schema -> transform_graph) for the window ending {days[-1]}:")
-    result, failures = _run_partition(defs, "training_job", days[-1], instance)
-    for event in result.get_asset_materialization_events():
-        md = event.materialization.metadata
-        print(f"  {event.asset_key.to_user_string()}: {md['path'].value}")
-        for key in ("features", "source", "analyzed_rows", "transformed_rows_train", "transformed_rows_eval", "transformed_features"):
-            if key in md:
-                print(f"    {key}: {md[key].value}")
-    for failure in failures:
-        print(f"  FAILED: {failure}")
+    # Two windows: the second model is evaluated against the first one, which is serving by then.
+    for window_end in days[-2:] if len(days) > 1 else days:
+        _train(defs, window_end, instance)
+    from .history import current_baseline
+
+    serving = current_baseline(instance)
+    print("\nserving now: " + (f"{trainpipe.settings.model_name} version {serving.version} at {serving.serving_path}" if serving else "nothing (no model was blessed)"))
     print(
         f"\nRuns are in the event log at DAGSTER_HOME={dagster_home}. Look further with:\n"
+        f"  .venv/bin/trainpipe history                      # every model, its evaluation and push\n"
         f"  DAGSTER_HOME={dagster_home} .venv/bin/dagster dev      # UI at http://127.0.0.1:3000\n"
-        f"  DAGSTER_HOME={dagster_home} .venv/bin/dagster job execute -m trainpipe_assets.definitions -j ingest_job "
+        f"  DAGSTER_HOME={dagster_home} .venv/bin/dagster job execute -m trainpipe_assets.definitions -j training_job "
         f"--tags '{{\"dagster/partition\": \"{days[-1]}\"}}'"
     )
-    return 0 if result.success else 1
+    return 0 if ingested and serving is not None else 1
+
+
+def _train(defs, window_end: str, instance):
+    print(f"\ntraining_job for the window ending {window_end} (schema -> transform -> tune -> train -> evaluate -> push):")
+    result, failures = _run_partition(defs, "training_job", window_end, instance)
+    shown = {
+        "schema": ("features", "source"),
+        "transform_graph": ("analyzed_rows", "transformed_rows_eval"),
+        "best_hyperparameters": ("mode", "num_trials", "best_hyperparameters"),
+        "trained_model": ("parameters", "metric_validation_binary_accuracy"),
+        "model_evaluation": ("blessed", "baseline_version", "candidate_accuracy", "candidate_auc"),
+        "pushed_model": ("version", "serving_path"),
+    }
+    for event in result.get_asset_materialization_events():
+        md = event.materialization.metadata
+        name = event.asset_key.to_user_string()
+        facts = ", ".join(f"{k}={md[k].value}" for k in shown.get(name, ()) if k in md)
+        print(f"  {name}: {facts}")
+    for check in result.get_asset_check_evaluations():
+        print(f"  check {check.check_name}: {'passed' if check.passed else 'FAILED'} ({check.description})")
+    for failure in failures:
+        print(f"  FAILED: {failure}")
+    return result
+
+
+def cmd_history(args: argparse.Namespace) -> int:
+    import json
+
+    _use_instance_home()
+    from dagster import DagsterInstance
+
+    from .history import current_baseline, history_table, model_history
+
+    with DagsterInstance.get() as instance:
+        rows = model_history(instance, args.limit)
+        baseline = current_baseline(instance)
+    if args.json:
+        print(json.dumps({"serving": baseline and baseline.__dict__, "models": rows}, indent=2, default=str))
+    else:
+        print(history_table(rows, baseline))
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -101,12 +142,17 @@ def build_parser() -> argparse.ArgumentParser:
     simulate.add_argument("--name", default="trips", help="file name prefix: <name>_YYYY-MM-DD.csv")
     simulate.set_defaults(func=cmd_simulate)
 
-    demo = sub.add_parser("demo", help="simulate sample days, ingest each, build schema and transform for the last window")
+    demo = sub.add_parser("demo", help="simulate sample days, ingest each, train, evaluate and push the last window")
     demo.add_argument("--days", type=int, default=8)
     demo.add_argument("--rows-per-day", type=int, default=500)
     demo.add_argument("--end", type=_date, help="last day (default: yesterday)")
     demo.add_argument("--seed", type=int, default=0)
     demo.set_defaults(func=cmd_demo)
+
+    history = sub.add_parser("history", help="every trained model with its metrics, blessing and pushed version")
+    history.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    history.add_argument("--limit", type=int, default=50)
+    history.set_defaults(func=cmd_history)
     return parser
 
 

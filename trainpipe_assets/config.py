@@ -176,7 +176,13 @@ class TrainpipeConfig(ConfigurableResource):
         return Path(self.home) / "serving" / self.settings.model_name
 
     def staging_dir(self, asset_name: str, partition_key: str, run_id: str) -> Path:
-        """A fresh folder an asset fills before its IO manager renames it into place."""
-        path = self.artifacts_dir / asset_name / f".staging-{partition_key}-{run_id}"
-        path.mkdir(parents=True, exist_ok=True)
+        """A fresh folder an asset fills before its IO manager renames it into place; what a failed run left
+        behind for the same partition is removed first."""
+        import shutil
+
+        parent = self.artifacts_dir / asset_name
+        for stale in parent.glob(f".staging-{partition_key}-*"):
+            shutil.rmtree(stale, ignore_errors=True)
+        path = parent / f".staging-{partition_key}-{run_id}"
+        path.mkdir(parents=True)
         return path

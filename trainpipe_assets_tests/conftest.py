@@ -50,7 +50,7 @@ def write_config(path: Path, **overrides) -> Path:
             settings[key] = {**settings[key], **value}
         else:
             settings[key] = value
-    path.write_text(yaml.safe_dump(settings))
+    path.write_text(yaml.safe_dump(settings, sort_keys=False))  # key order matters: splits are ordered buckets
     return path
 
 
@@ -97,3 +97,9 @@ def failure_message(result) -> str:
             error = event.step_failure_data.error
             return "\n".join(filter(None, [error.message, *(c.message for c in [error.cause] if c)]))
     raise AssertionError("the run did not fail")
+
+
+@pytest.fixture(scope="session")
+def retrained(pipeline):
+    """A second training run of the same window, after the first model was pushed: it must compare against it."""
+    return run_job(pipeline["defs"], "training_job", DAYS[-1], pipeline["instance"])

@@ -30,16 +30,24 @@ def run(args, env):
     return subprocess.run(args, env=env, capture_output=True, text=True, timeout=600, stdin=subprocess.DEVNULL)
 
 
-def test_demo_then_the_ci_command_on_the_same_event_log(tmp_path, monkeypatch):
-    """What the README promises: `trainpipe demo`, then `dagster job execute ... ingest_job` for a day."""
-    env = {**os.environ, "TRAINPIPE_HOME": str(tmp_path / "tp"), "DAGSTER_HOME": str(tmp_path / "dagster")}
-    env.pop("TRAINPIPE_CONFIG", None)
+def test_demo_then_history_and_the_ci_command_on_the_same_event_log(tmp_path, monkeypatch, fast_config):
+    """What the README promises: `trainpipe demo`, `trainpipe history`, `dagster job execute ... ingest_job`."""
+    env = {**os.environ, "TRAINPIPE_HOME": str(tmp_path / "tp"), "DAGSTER_HOME": str(tmp_path / "dagster"), "TRAINPIPE_CONFIG": str(fast_config)}
     bin_dir = Path(sys.executable).parent
-    demo = run([str(bin_dir / "trainpipe"), "demo", "--days", "2", "--rows-per-day", "120", "--end", "2024-03-02"], env)
-    assert demo.returncode == 0, demo.stderr[-3000:]
+    demo = run([str(bin_dir / "trainpipe"), "demo", "--days", "2", "--rows-per-day", "150", "--end", "2024-03-02"], env)
+    assert demo.returncode == 0, demo.stdout[-3000:] + demo.stderr[-3000:]
     assert "2024-03-02: ok train=" in demo.stdout and "examples_valid=True" in demo.stdout
-    assert f"transform_graph: {tmp_path / 'tp' / 'artifacts' / 'transform_graph' / '2024-03-02'}" in demo.stdout
-    assert "dagster dev" in demo.stdout
+    assert "training_job for the window ending 2024-03-01" in demo.stdout and "training_job for the window ending 2024-03-02" in demo.stdout
+    assert "pushed_model: version=1" in demo.stdout and "baseline_version=1" in demo.stdout
+    assert "serving now: trips_model version" in demo.stdout and "dagster dev" in demo.stdout and "trainpipe history" in demo.stdout
+
+    history = run([str(bin_dir / "trainpipe"), "history", "--json"], env)
+    assert history.returncode == 0, history.stderr[-2000:]
+    models = json.loads(history.stdout)["models"]
+    assert [m["partition"] for m in models] == ["2024-03-02", "2024-03-01"]
+    assert models[1]["pushed_version"] == 1 and models[0]["baseline_version"] == 1
+    table = run([str(bin_dir / "trainpipe"), "history"], env).stdout
+    assert table.startswith("serving now: version") and "2024-03-01" in table
 
     execute = run(
         [str(bin_dir / "dagster"), "job", "execute", "-m", "trainpipe_assets.definitions", "-j", "ingest_job",

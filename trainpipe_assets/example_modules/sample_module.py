@@ -146,10 +146,9 @@ def run_fn(fn_args: tfx.components.FnArgs):
     tf_transform_output = tft.TFTransformOutput(fn_args.transform_output)
     train = _input_fn(fn_args.train_files, fn_args.data_accessor, tf_transform_output)
     evaluation = _input_fn(fn_args.eval_files, fn_args.data_accessor, tf_transform_output)
+    hp = _hyperparameter_space()  # defaults for anything the tuner (or the fixed config) did not set
     if fn_args.hyperparameters:
-        hp = keras_tuner.HyperParameters.from_config(fn_args.hyperparameters)
-    else:
-        hp = _hyperparameter_space()
+        hp.values.update(keras_tuner.HyperParameters.from_config(fn_args.hyperparameters).values)
     model = _build_keras_model(hp)
     model.fit(
         train,

@@ -1,0 +1,48 @@
+import json
+import shutil
+
+import keras_tuner
+from dagster import materialize
+
+from trainpipe_assets.assets.examples import examples
+from trainpipe_assets.assets.schema import schema
+from trainpipe_assets.assets.statistics import statistics
+from trainpipe_assets.assets.transform import transform_graph
+from trainpipe_assets.assets.tuning import best_hyperparameters
+from trainpipe_assets_tests.conftest import DAYS, make_config, resources_for, write_config
+
+
+def test_best_hyperparameters_txt_is_tfx_json_of_get_config(pipeline):
+    path = pipeline["home"] / "artifacts" / "best_hyperparameters" / DAYS[-1] / "best_hyperparameters.txt"
+    config = json.loads(path.read_text())
+    hp = keras_tuner.HyperParameters.from_config(config)
+    assert set(hp.values) == {"hidden_units", "num_layers", "learning_rate"}
+
+
+def test_trials_table_and_tuner_steps_in_metadata(pipeline):
+    [event] = [e for e in pipeline["training"].get_asset_materialization_events() if e.asset_key.to_user_string() == "best_hyperparameters"]
+    metadata = event.materialization.metadata
+    assert metadata["mode"].value == "tuned" and metadata["num_trials"].value == 2
+    assert metadata["tuner_train_steps"].value == 8  # 20% of train_steps=40
+    table = metadata["trials"].value.splitlines()
+    assert table[0] == "| trial | score | hyperparameters |" and len(table) == 4
+    assert 0 < metadata["best_score"].value <= 1
+
+
+def test_fixed_mode_skips_the_search(pipeline, instance, tmp_path):
+    config = write_config(tmp_path / "fixed.yaml", tuning={"enabled": False, "hyperparameters": {"hidden_units": 8, "num_layers": 1, "learning_rate": 0.01}})
+    home = tmp_path / "home"
+    for asset in ("schema", "transform_graph"):  # this window's upstream artifacts, in a home of its own
+        shutil.copytree(pipeline["home"] / "artifacts" / asset, home / "artifacts" / asset)
+    trainpipe = make_config(home, config)
+    result = materialize(
+        [examples, statistics, schema, transform_graph, best_hyperparameters],
+        selection=[best_hyperparameters],
+        partition_key=DAYS[-1],
+        resources=resources_for(trainpipe),
+        instance=instance,
+    )
+    metadata = result.asset_materializations_for_node("best_hyperparameters")[0].metadata
+    assert metadata["mode"].value.startswith("fixed") and "trials" not in metadata
+    saved = json.loads((home / "artifacts/best_hyperparameters" / DAYS[-1] / "best_hyperparameters.txt").read_text())
+    assert keras_tuner.HyperParameters.from_config(saved).values == {"hidden_units": 8, "num_layers": 1, "learning_rate": 0.01}
