@@ -1,4 +1,6 @@
 """`trained_model` (TFX Trainer): the module's run_fn with TFX's FnArgs; every model kept under its run id."""
+import time
+
 import numpy as np
 from dagster import AssetExecutionContext, Failure, MetadataValue, Output, asset
 
@@ -45,6 +47,7 @@ def trained_model(
     except ModuleFileError as e:
         raise Failure(description=str(e)) from e
     hyperparameters = best_hyperparameters.load()
+    started = time.perf_counter()
     run_fn(
         fn_args_for(
             trainpipe,
@@ -56,6 +59,7 @@ def trained_model(
             hyperparameters=hyperparameters,
         )
     )
+    user_seconds = time.perf_counter() - started
     if not (model.serving_model_dir / "saved_model.pb").is_file():
         raise Failure(
             description=f"run_fn in {trainpipe.module_file} returned without writing a SavedModel to "
@@ -69,6 +73,7 @@ def trained_model(
             "parameters": parameter_count(model.serving_model_dir),
             "size_bytes": folder_size(model.serving_model_dir),
             "train_steps": trainpipe.settings.train_steps,
+            "user_code_seconds": user_seconds,
             "hyperparameters": MetadataValue.json(hyperparameters.get("values", {})),
             "example_partitions": MetadataValue.json(transform_graph.analyzed_partitions),
             "transform_graph": MetadataValue.path(transform_graph.uri),

@@ -2,6 +2,7 @@
 tf.Transform on Beam, and every split transformed, in TFX's layout."""
 
 import shutil
+import time
 from pathlib import Path
 
 from dagster import AssetExecutionContext, AssetIn, Failure, MetadataValue, Output, asset
@@ -86,7 +87,9 @@ def transform_graph(
     except ModuleFileError as e:
         raise Failure(description=str(e)) from e
     staging = trainpipe.staging_dir("transform_graph", context.partition_key, context.run.run_id)
+    started = time.perf_counter()
     counts = run_transform(preprocessing_fn, schema.load(), examples, staging, settings.beam_pipeline_args)
+    user_seconds = time.perf_counter() - started
     artifact = TransformGraph(
         uri=str(staging),
         partition=context.partition_key,
@@ -104,6 +107,7 @@ def transform_graph(
             **{f"transformed_rows_{s}": n for s, n in counts.items()},
             "transformed_features": MetadataValue.json(output_features),
             "module_file": MetadataValue.path(str(trainpipe.module_file)),
+            "user_code_seconds": user_seconds,
             "beam_pipeline_args": MetadataValue.json(settings.beam_pipeline_args),
         },
     )

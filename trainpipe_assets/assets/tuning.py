@@ -1,5 +1,6 @@
 """`best_hyperparameters` (TFX Tuner): the module's tuner_fn searched with KerasTuner on the transformed window."""
 import json
+import time
 
 from dagster import AssetExecutionContext, Failure, MetadataValue, Output, asset
 
@@ -71,8 +72,10 @@ def best_hyperparameters(
         tuner_steps = max(1, round(settings.train_steps * settings.tuning.steps_fraction))
         fn_args = fn_args_for(trainpipe, transform_graph, schema, working_dir=str(staging / "tuner"))
         fn_args.train_steps = tuner_steps
+        started = time.perf_counter()
         result = tuner_fn(fn_args)
         result.tuner.search(**result.fit_kwargs)
+        metadata["user_code_seconds"] = time.perf_counter() - started
         best = result.tuner.get_best_hyperparameters(1)
         if not best:
             raise Failure(description=f"tuner_fn's tuner finished no trial (module_file {trainpipe.module_file})")

@@ -9,6 +9,11 @@ from trainpipe_assets_tests.conftest import DAYS, make_config, run_job, write_co
 from trainpipe_assets.definitions import build_definitions
 
 
+# These tests retrain in the shared pipeline home (its event log holds the baseline); fixed hyperparameters from
+# the module's space keep its best_hyperparameters.txt a valid artifact for the other tests.
+FIXED = {"hidden_units": 16, "num_layers": 1, "learning_rate": 0.01}
+
+
 def metadata_of(result, asset):
     [event] = [e for e in result.get_asset_materialization_events() if e.asset_key.to_user_string() == asset]
     return event.materialization.metadata
@@ -53,7 +58,7 @@ def test_history_lists_both_models_from_the_event_log(pipeline, retrained):
 def test_an_unblessed_model_is_never_pushed(pipeline, tmp_path):
     config = write_config(
         tmp_path / "strict.yaml",
-        train_steps=5, eval_steps=2, tuning={"enabled": False},
+        train_steps=5, eval_steps=2, tuning={"enabled": False, "hyperparameters": FIXED},
         evaluation={"thresholds": {"accuracy": {"lower_bound": 0.999}}},
     )
     trainpipe = make_config(pipeline["home"], config)
@@ -70,7 +75,7 @@ def test_an_unblessed_model_is_never_pushed(pipeline, tmp_path):
 def test_force_bless_by_run_tag_is_recorded(pipeline, tmp_path):
     config = write_config(
         tmp_path / "strict.yaml",
-        train_steps=5, eval_steps=2, tuning={"enabled": False},
+        train_steps=5, eval_steps=2, tuning={"enabled": False, "hyperparameters": FIXED},
         evaluation={"thresholds": {"accuracy": {"lower_bound": 0.999}}},
     )
     defs = build_definitions(make_config(pipeline["home"], config))
