@@ -75,9 +75,14 @@ def feature_statistics(batch: pa.RecordBatch, name: str) -> statistics_pb2.Datas
     """One split's statistics: counts, missing, value counts, min/max/mean/std, top string values."""
     dataset = statistics_pb2.DatasetFeatureStatistics(name=name, num_examples=batch.num_rows)
     for feature_name, column in zip(batch.schema.names, batch.columns):
-        value_type = column.type.value_type
         feature = dataset.features.add()
         feature.path.step.append(feature_name)
+        if pa.types.is_null(column.type):  # the feature is in every example but never has a value
+            feature.type = Stats.STRING
+            empty = statistics_pb2.CommonStatistics(num_missing=batch.num_rows)
+            feature.string_stats.CopyFrom(statistics_pb2.StringStatistics(common_stats=empty))
+            continue
+        value_type = column.type.value_type
         common = _common_stats(column, batch.num_rows)
         values = pc.list_flatten(column)
         if pa.types.is_integer(value_type) or pa.types.is_floating(value_type):

@@ -52,3 +52,12 @@ def test_markdown_table_lists_every_feature(dataset):
     table = markdown_table(dataset)
     assert table.splitlines()[0].startswith("| feature |")
     assert "| n | INT | 0 (0.0%) | 0 | 3 | 1.5 |" in table and "| s | STRING | 1 (25.0%) |" in table and "a (2)" in table
+
+
+def test_a_feature_that_is_always_empty_is_all_missing():
+    empty = tf.train.Feature()  # what the CSV reader writes for an empty cell
+    rows = [tf.train.Example(features=tf.train.Features(feature={"tract": empty})).SerializeToString()] * 3
+    dataset = feature_statistics(decode_examples(rows), "train")
+    tract = by_name(dataset)["tract"]
+    assert tract.type == Stats.STRING and tract.string_stats.common_stats.num_missing == 3
+    assert "| tract | STRING | 3 (100.0%) |" in markdown_table(dataset)

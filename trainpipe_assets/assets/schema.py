@@ -39,7 +39,7 @@ def schema_markdown(schema: schema_pb2.Schema) -> str:
     code_version="schema-v1",
 )
 def schema(context: AssetExecutionContext, trainpipe: TrainpipeConfig, statistics: dict[str, Statistics]) -> Output[Schema]:
-    """TFX SchemaGen: types, presence, shapes and string domains from the train split of every day in the window."""
+    """TFX SchemaGen: types, presence, shapes and string domains from the statistics of every day in the window."""
     staging = trainpipe.staging_dir("schema", context.partition_key, context.run.run_id)
     window = context.asset_partition_keys_for_input("statistics")
     missing = [d for d in window if d not in statistics]
@@ -48,7 +48,8 @@ def schema(context: AssetExecutionContext, trainpipe: TrainpipeConfig, statistic
         result = read_schema_file(user_file)
         imported_from = str(user_file)
     else:
-        result = infer_schema([stats.load("train").datasets[0] for stats in statistics.values()])
+        # Every split, not only train: a column empty in train but typed in eval must not be declared BYTES.
+        result = infer_schema([stats.load(split).datasets[0] for stats in statistics.values() for split in stats.splits])
         imported_from = None
     artifact = Schema(uri=str(staging), partition=context.partition_key, inferred_from=list(statistics), imported_from=imported_from)
     write_text(artifact.path, text_format.MessageToString(result))
@@ -57,7 +58,7 @@ def schema(context: AssetExecutionContext, trainpipe: TrainpipeConfig, statistic
         metadata={
             "schema": MetadataValue.md(schema_markdown(result)),
             "features": len(result.feature),
-            "source": imported_from or f"inferred from {len(statistics)} day(s) of train statistics",
+            "source": imported_from or f"inferred from {len(statistics)} day(s) of statistics",
             "window": MetadataValue.json({"days_used": list(statistics), "days_without_data": missing}),
         },
     )
