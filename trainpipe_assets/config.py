@@ -80,6 +80,7 @@ class PipelineSettings(BaseModel):
     schema_file: Optional[str] = None
     max_out_of_domain_fraction: float = Field(0.01, ge=0, le=1)
     beam_pipeline_args: list[str] = Field(default_factory=lambda: ["--direct_running_mode=in_memory"])
+    retrain_hour: int = Field(3, ge=0, le=23)  # retraining_schedule: daily at this hour (UTC) for the last complete day
     model_name: str = Field("model", pattern=r"^[A-Za-z0-9_.-]+$")
     train_steps: int = Field(1000, ge=1)
     eval_steps: int = Field(100, ge=1)

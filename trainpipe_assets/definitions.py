@@ -15,7 +15,8 @@ from .io_managers.artifact_dir import ArtifactDirIOManager
 from .io_managers.saved_model import SavedModelIOManager
 from .io_managers.tfrecord import TFRecordIOManager
 from .jobs import ingest_job, training_job
-from .sensors import new_data_sensor
+from .schedules import retraining_schedule
+from .sensors import new_data_sensor, retrain_on_new_data_sensor
 
 
 def build_definitions(trainpipe: TrainpipeConfig) -> Definitions:
@@ -25,7 +26,8 @@ def build_definitions(trainpipe: TrainpipeConfig) -> Definitions:
         ],
         asset_checks=[examples_valid, model_blessed],
         jobs=[ingest_job, training_job],
-        sensors=[new_data_sensor],
+        sensors=[new_data_sensor, retrain_on_new_data_sensor],
+        schedules=[retraining_schedule],
         resources={
             "trainpipe": trainpipe,
             "tfrecord_io_manager": TFRecordIOManager(home=trainpipe.home),

@@ -1,4 +1,6 @@
-"""`new_data_sensor`: a new or changed CSV in the landing folder requests `ingest_job` for its day."""
+"""`new_data_sensor`: a new or changed CSV in the landing folder requests `ingest_job` for its day.
+`retrain_on_new_data_sensor`: once ingestion is quiet, days that were ingested and passed `examples_valid` since the
+last tick request one `training_job` for the latest window."""
 
 import datetime as dt
 import hashlib
@@ -7,10 +9,10 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from dagster import RunRequest, SensorEvaluationContext, SensorResult, sensor
+from dagster import DagsterRunStatus, RunRequest, RunsFilter, SensorEvaluationContext, SensorResult, SkipReason, sensor
 
 from .config import TrainpipeConfig
-from .jobs import ingest_job
+from .jobs import ingest_job, training_job
 from .partitions import daily_partitions
 from .sources.csv_source import IN_PROGRESS_SUFFIXES, file_sha256, parse_file_name
 
@@ -94,3 +96,39 @@ def new_data_sensor(context: SensorEvaluationContext, trainpipe: TrainpipeConfig
         cursor=json.dumps(plan.cursor, sort_keys=True),
         skip_reason=None if plan.run_requests else plan.skip_reason(),
     )
+
+
+UNFINISHED = [DagsterRunStatus.QUEUED, DagsterRunStatus.NOT_STARTED, DagsterRunStatus.STARTING, DagsterRunStatus.STARTED]
+
+
+@sensor(job=training_job, minimum_interval_seconds=60, description="Retrains the latest window after new days were ingested and validated.")
+def retrain_on_new_data_sensor(context: SensorEvaluationContext):
+    """A successful ingest_job run means the day's blocking examples_valid check passed; failed days never count.
+    Debounced: while any ingest run is unfinished the tick waits, so ten files of one day make one retrain."""
+    cursor = json.loads(context.cursor) if context.cursor else {"after": 0.0, "latest_day": None}
+    busy = context.instance.get_runs_count(RunsFilter(job_name=ingest_job.name, statuses=UNFINISHED))
+    if busy:
+        return SkipReason(f"waiting for {busy} ingest run(s) to finish before retraining")
+    records = context.instance.get_run_records(
+        RunsFilter(job_name=ingest_job.name, statuses=[DagsterRunStatus.SUCCESS], updated_after=_utc(cursor["after"])),
+        order_by="update_timestamp",
+        ascending=True,
+    )
+    new = [r for r in records if r.update_timestamp.timestamp() > cursor["after"] and r.dagster_run.tags.get("dagster/partition")]
+    if not new:
+        return SkipReason("no newly ingested and validated day")
+    days = [r.dagster_run.tags["dagster/partition"] for r in new]
+    latest_day = max(days + ([cursor["latest_day"]] if cursor["latest_day"] else []))
+    after = max(r.update_timestamp.timestamp() for r in new)
+    context.update_cursor(json.dumps({"after": after, "latest_day": latest_day}))
+    return RunRequest(
+        run_key=f"retrain:{latest_day}:{after}",
+        partition_key=latest_day,
+        tags={"trainpipe/trigger": "new data", "trainpipe/new_days": ",".join(sorted(set(days)))},
+    )
+
+
+def _utc(timestamp: float):
+    import datetime as dt
+
+    return dt.datetime.fromtimestamp(timestamp, dt.timezone.utc)
