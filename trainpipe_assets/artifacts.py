@@ -26,6 +26,7 @@ class Examples:
     partitions: list[str]
     row_counts: dict[str, int]
     missing_partitions: list[str] = field(default_factory=list)
+    fingerprints: dict[str, str] = field(default_factory=dict)  # partition -> content hash of its source files
 
     @property
     def splits(self) -> list[str]:
@@ -85,6 +86,7 @@ class TransformGraph:
     partition: str
     analyzed_partitions: list[str]
     transformed_row_counts: dict[str, int]
+    example_fingerprints: dict[str, str] = field(default_factory=dict)
 
     @property
     def transformed_examples(self) -> Examples:

@@ -117,16 +117,82 @@ def cmd_history(args: argparse.Namespace) -> int:
     _use_instance_home()
     from dagster import DagsterInstance
 
-    from .history import current_baseline, history_table, model_history
+    from .config import TrainpipeConfig
+    from .history import current_baseline, history_table, model_history, serving_at, serving_timeline
 
+    serving_dir = TrainpipeConfig.from_env().serving_dir
     with DagsterInstance.get() as instance:
+        if args.serving or args.at:
+            timeline = serving_timeline(instance)
+            if args.at:
+                event = serving_at(timeline, args.at)
+                print(json.dumps(event) if args.json else (f"at {args.at.isoformat()}: version {event['serving_version']} ({event['event']} at {event['time']})" if event else f"at {args.at.isoformat()}: nothing was serving"))
+                return 0
+            if args.json:
+                print(json.dumps(timeline, indent=2))
+            else:
+                print(f"{'since (UTC)':<26} {'version':>7}  {'event':<34} reason")
+                for e in timeline:
+                    print(f"{e['time']:<26} {e['serving_version']:>7}  {e['event']:<34} {e['reason']}")
+            return 0
         rows = model_history(instance, args.limit)
-        baseline = current_baseline(instance)
+        baseline = current_baseline(instance, serving_dir)
     if args.json:
         print(json.dumps({"serving": baseline and baseline.__dict__, "models": rows}, indent=2, default=str))
     else:
         print(history_table(rows, baseline))
     return 0
+
+
+def cmd_rollback(args: argparse.Namespace) -> int:
+    _use_instance_home()
+    from dagster import DagsterInstance
+
+    from .config import TrainpipeConfig
+    from .rollback import clear, rollback
+
+    trainpipe = TrainpipeConfig.from_env()
+    with DagsterInstance.get() as instance:
+        if args.clear:
+            version = clear(instance, trainpipe, args.reason)
+            print(f"pin removed: {trainpipe.settings.model_name} version {version} serves")
+        else:
+            version = rollback(instance, trainpipe, args.to, args.reason)
+            print(f"{trainpipe.settings.model_name} version {version} serves (pinned in {trainpipe.serving_dir})")
+    return 0
+
+
+def cmd_diff(args: argparse.Namespace) -> int:
+    _use_instance_home()
+    from dagster import DagsterInstance
+
+    from .history import model_history
+
+    with DagsterInstance.get() as instance:
+        rows = {r["pushed_version"]: r for r in model_history(instance, 1000) if r["pushed_version"] is not None}
+    missing = [v for v in (args.v1, args.v2) if v not in rows]
+    if missing:
+        raise ValueError(f"no pushed version {missing} in the event log (pushed: {sorted(rows)})")
+    a, b = rows[args.v1], rows[args.v2]
+    fields = [("partition", "partition"), ("run_id", "run_id"), ("trained at", "time"), ("code_version", "code_version")]
+    print(f"{'':<28} {'version ' + str(args.v1):<40} {'version ' + str(args.v2):<40}")
+    for label, key in fields:
+        print(f"{label:<28} {str(a[key]):<40} {str(b[key]):<40}")
+    for group in ("eval_metrics", "hyperparameters"):
+        for key in sorted(set(a[group]) | set(b[group])):
+            print(f"{group[:4] + ' ' + key:<28} {str(a[group].get(key, '')):<40} {str(b[group].get(key, '')):<40}")
+    print(f"{'example partitions':<28} {','.join(a['example_partitions']):<40} {','.join(b['example_partitions']):<40}")
+    print(f"{'data versions differ':<28} {a.get('lineage', {}).get('examples') != b.get('lineage', {}).get('examples')}")
+    print(f"{'blessing':<28} {'; '.join(a['blessing_reasons']):<40} {'; '.join(b['blessing_reasons']):<40}")
+    return 0
+
+
+def _datetime(text: str) -> dt.datetime:
+    try:
+        value = dt.datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an ISO 8601 time: {text!r}")
+    return value if value.tzinfo else value.replace(tzinfo=dt.timezone.utc)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -152,11 +218,30 @@ def build_parser() -> argparse.ArgumentParser:
     history = sub.add_parser("history", help="every trained model with its metrics, blessing and pushed version")
     history.add_argument("--json", action="store_true", help="print JSON instead of a table")
     history.add_argument("--limit", type=int, default=50)
+    history.add_argument("--serving", action="store_true", help="which version served since when (pushes, rollbacks)")
+    history.add_argument("--at", type=_datetime, help="the version serving at this time (ISO 8601, UTC if no zone)")
     history.set_defaults(func=cmd_history)
+
+    rollback = sub.add_parser("rollback", help="serve an earlier pushed version (a pin the server and evaluator follow)")
+    rollback.add_argument("--to", type=int, help="version to serve (default: the one before the version serving now)")
+    rollback.add_argument("--clear", action="store_true", help="remove the pin: the newest version serves again")
+    rollback.add_argument("--reason", default="", help="recorded in the event log")
+    rollback.set_defaults(func=cmd_rollback)
+
+    diff = sub.add_parser("diff", help="two pushed versions side by side")
+    diff.add_argument("v1", type=int)
+    diff.add_argument("v2", type=int)
+    diff.set_defaults(func=cmd_diff)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
+    import logging
+    import warnings
+
+    # Library chatter a user cannot act on: Keras on tf.data shuffling, TensorFlow deprecations inside tfx_bsl.
+    warnings.filterwarnings("ignore", message="`shuffle=True` was passed")
+    logging.getLogger("tensorflow").setLevel(logging.ERROR)
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)

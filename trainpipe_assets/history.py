@@ -33,13 +33,43 @@ class ServingRef:
     partition: Optional[str]
 
 
-def current_baseline(instance: DagsterInstance) -> Optional[ServingRef]:
-    """The latest `pushed_model` materialization: the model the Evaluator compares against (never file mtimes)."""
+def current_baseline(instance: DagsterInstance, serving_base: Optional[Path] = None) -> Optional[ServingRef]:
+    """The model serving now, which the Evaluator compares against: the latest `pushed_model` event (a push or a
+    rollback) in the event log, never file mtimes; a rollback pin in `serving_base` wins over the log."""
+    from .serving_versions import read_pin
+
     record = latest_materialization(instance, "pushed_model")
     if record is None:
         return None
     metadata = record.asset_materialization.metadata
-    return ServingRef(int(metadata["version"].value), str(metadata["serving_path"].value), record.run_id, record.partition_key)
+    version = int(_value(metadata, "serving_version", _value(metadata, "version")))
+    path = Path(str(metadata["serving_path"].value)).parent / str(version)
+    pin = read_pin(serving_base) if serving_base is not None else None
+    if pin is not None and pin != version:
+        version, path = pin, serving_base / str(pin)
+    return ServingRef(version, str(path), record.run_id, record.partition_key)
+
+
+def serving_timeline(instance: DagsterInstance, limit: int = 1000) -> list[dict]:
+    """Every change of the serving version, oldest first: pushes, rollbacks and clears, with their reasons."""
+    events = []
+    for record in reversed(instance.fetch_materializations(AssetKey("pushed_model"), limit=limit).records):
+        metadata = record.asset_materialization.metadata
+        events.append({
+            "time": dt.datetime.fromtimestamp(record.timestamp, dt.timezone.utc).isoformat(timespec="seconds"),
+            "timestamp": record.timestamp,
+            "serving_version": int(_value(metadata, "serving_version", _value(metadata, "version"))),
+            "event": _value(metadata, "event", "push"),
+            "reason": _value(metadata, "reason", ""),
+            "run_id": record.run_id or "",
+        })
+    return events
+
+
+def serving_at(timeline: list[dict], when: dt.datetime) -> Optional[dict]:
+    """The event in force at `when`: the last change at or before it (None before the first push)."""
+    before = [e for e in timeline if e["timestamp"] <= when.timestamp()]
+    return before[-1] if before else None
 
 
 def _records_by_run(instance: DagsterInstance, asset: str, limit: int) -> dict[str, EventLogRecord]:
@@ -79,6 +109,7 @@ def model_history(instance: DagsterInstance, limit: int = 100) -> list[dict]:
             "pushed_version": _value(push.asset_materialization.metadata, "version") if push else None,
             "example_partitions": _value(trained.metadata, "example_partitions", []),
             "hyperparameters": _value(trained.metadata, "hyperparameters", {}),
+            "lineage": _value(trained.metadata, "lineage", {}),
         })
     return rows
 

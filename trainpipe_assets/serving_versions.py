@@ -1,4 +1,5 @@
-"""TF Serving's model base path layout: `<base>/<version>/saved_model.pb`, integer versions, highest serves."""
+"""TF Serving's model base path layout: `<base>/<version>/saved_model.pb`, integer versions; the highest serves
+unless a `PINNED` file beside the versions names another (a rollback)."""
 from __future__ import annotations
 
 import os
@@ -11,6 +12,31 @@ def list_versions(base: Path) -> list[int]:
     if not base.is_dir():
         return []
     return sorted(int(p.name) for p in base.iterdir() if p.name.isdigit() and (p / "saved_model.pb").is_file())
+
+
+PIN_FILE = "PINNED"
+
+
+def read_pin(base: Path) -> int | None:
+    pin = base / PIN_FILE
+    return int(pin.read_text().strip()) if pin.is_file() else None
+
+
+def write_pin(base: Path, version: int) -> None:
+    from .atomic import write_text
+
+    if version not in list_versions(base):
+        raise ValueError(f"version {version} is not under {base} (versions: {list_versions(base)})")
+    write_text(base / PIN_FILE, f"{version}\n")
+
+
+def clear_pin(base: Path) -> None:
+    (base / PIN_FILE).unlink(missing_ok=True)
+
+
+def serving_version(base: Path) -> int | None:
+    """What a server following this folder serves: the pinned version, else the highest."""
+    return read_pin(base) or max(list_versions(base), default=None)
 
 
 def copy_saved_model(source: Path, base: Path, version: int) -> Path:

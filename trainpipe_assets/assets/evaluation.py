@@ -13,6 +13,7 @@ from ..config import TrainpipeConfig
 from ..eval_metrics import compute_metrics, sliced_metrics
 from ..feature_stats import decode_examples, read_records
 from ..history import current_baseline
+from ..retry import TRANSIENT_RETRY
 from ..partitions import daily_partitions, training_window
 
 FORCE_BLESS_TAG = "trainpipe/force_bless"
@@ -25,7 +26,7 @@ def score_serialized(saved_model_dir: Path, serialized: list[bytes], prediction_
 
     loaded = tf.saved_model.load(str(saved_model_dir))
     if "serving_default" not in loaded.signatures:
-        raise Failure(description=f"{saved_model_dir} has no serving_default signature (has {list(loaded.signatures)})")
+        raise Failure(allow_retries=False, description=f"{saved_model_dir} has no serving_default signature (has {list(loaded.signatures)})")
     signature = loaded.signatures["serving_default"]
     [input_name] = signature.structured_input_signature[1].keys()
     outputs = []
@@ -33,7 +34,7 @@ def score_serialized(saved_model_dir: Path, serialized: list[bytes], prediction_
         result = signature(**{input_name: tf.constant(serialized[start : start + SCORING_BATCH])})
         key = prediction_key or sorted(result)[0]
         if key not in result:
-            raise Failure(description=f"serving_default of {saved_model_dir} has no output {key!r} (has {sorted(result)})")
+            raise Failure(allow_retries=False, description=f"serving_default of {saved_model_dir} has no output {key!r} (has {sorted(result)})")
         outputs.append(result[key].numpy())
     return np.concatenate(outputs) if outputs else np.zeros(0)
 
@@ -64,6 +65,8 @@ def slices_markdown(candidate: dict, baseline: dict | None, metric: str) -> str:
     io_manager_key="artifact_io_manager",
     kinds={"tensorflow"},
     group_name="training",
+    pool="training",
+    retry_policy=TRANSIENT_RETRY,
     code_version="evaluation-v1",
 )
 def model_evaluation(
@@ -74,15 +77,15 @@ def model_evaluation(
     ev = settings.evaluation
     serialized = read_records(examples.file_patterns["eval"])
     if not serialized:
-        raise Failure(description=f"no eval examples in the window {examples.partitions}")
+        raise Failure(allow_retries=False, description=f"no eval examples in the window {examples.partitions}")
     decoded = decode_examples(serialized)
     if settings.label_key not in decoded.schema.names:
-        raise Failure(description=f"label_key {settings.label_key!r} is not a feature of the eval examples")
+        raise Failure(allow_retries=False, description=f"label_key {settings.label_key!r} is not a feature of the eval examples")
     labels = np.array([v[0] if v else 0 for v in decoded.column(settings.label_key).to_pylist()])
     slice_values = {}
     for feature in ev.slices:
         if feature not in decoded.schema.names:
-            raise Failure(description=f"evaluation.slices names {feature!r}, which is not a feature of the examples")
+            raise Failure(allow_retries=False, description=f"evaluation.slices names {feature!r}, which is not a feature of the examples")
         slice_values[feature] = [v[0].decode() if v and isinstance(v[0], bytes) else (v[0] if v else None) for v in decoded.column(feature).to_pylist()]
 
     def evaluate(model_dir: Path) -> dict:
@@ -90,7 +93,7 @@ def model_evaluation(
         return {"overall": compute_metrics(labels, scores, ev.metrics), "slices": sliced_metrics(labels, scores, slice_values, ev.metrics)}
 
     candidate = evaluate(trained_model.serving_model_dir)
-    baseline_ref = current_baseline(context.instance)
+    baseline_ref = current_baseline(context.instance, trainpipe.serving_dir)
     baseline = None
     if baseline_ref is not None and (Path(baseline_ref.serving_path) / "saved_model.pb").is_file():
         baseline = evaluate(Path(baseline_ref.serving_path))

@@ -3,16 +3,17 @@
 import csv
 import datetime as dt
 import io
+import warnings
 from dataclasses import asdict
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-from dagster import AssetExecutionContext, Failure, MetadataValue, Output, asset
+from dagster import AssetExecutionContext, BetaWarning, DataVersion, Failure, MetadataValue, Output, asset
 
 from ..atomic import write_text
 from ..config import TrainpipeConfig
-from ..io_managers.tfrecord import SplitRecords
+from ..io_managers.tfrecord import SplitRecords, sources_fingerprint
 from ..partitions import daily_partitions
 from ..sources.csv_source import RejectedRow, SourceError, check_rejected_fraction, files_for_day, read_day
 from ..splits import assign_splits, canonical_row_keys
@@ -91,11 +92,18 @@ def examples(context: AssetExecutionContext, trainpipe: TrainpipeConfig) -> Outp
     try:
         split_records, facts = build_split_records(trainpipe, day)
     except SourceError as e:
-        raise Failure(description=str(e)) from e
+        raise Failure(description=str(e), allow_retries=False) from e
     counts = {name: len(r) for name, r in split_records.records.items()}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", BetaWarning)  # Output(data_version=...) is beta and is what we want
+        return _output(split_records, facts, counts)
+
+
+def _output(split_records: SplitRecords, facts: dict, counts: dict) -> Output[SplitRecords]:
     sources = "\n".join(f"| {s['path']} | {s['rows']} | `{s['sha256'][:16]}` |" for s in split_records.sources)
     return Output(
         split_records,
+        data_version=DataVersion(sources_fingerprint(split_records.sources)),
         metadata={
             "rows": sum(counts.values()),
             **{f"rows_{name}": n for name, n in counts.items()},

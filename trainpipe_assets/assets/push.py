@@ -7,7 +7,7 @@ from ..artifacts import Model, ModelEvaluation, PushedModel
 from ..atomic import write_text
 from ..config import TrainpipeConfig
 from ..partitions import daily_partitions
-from ..serving_versions import copy_saved_model, list_versions, prune_versions
+from ..serving_versions import copy_saved_model, list_versions, prune_versions, read_pin, serving_version
 
 
 @asset(
@@ -28,7 +28,9 @@ def pushed_model(
     base = trainpipe.serving_dir
     version = max(list_versions(base), default=0) + 1
     serving_path = copy_saved_model(trained_model.serving_model_dir, base, version)
-    removed = prune_versions(base, trainpipe.settings.push.keep_versions, protected={version})
+    pin = read_pin(base)  # a rollback pin stays until `trainpipe rollback --clear`; the new version waits behind it
+    removed = prune_versions(base, trainpipe.settings.push.keep_versions, protected={version} | ({pin} if pin else set()))
+    serving = serving_version(base)
     staging = trainpipe.staging_dir("pushed_model", context.partition_key, context.run.run_id)
     write_text(Path(staging) / "PUSHED", f"{serving_path}\n")
     report = model_evaluation.report()
@@ -44,6 +46,8 @@ def pushed_model(
         metadata={
             "version": version,
             "serving_path": MetadataValue.path(str(serving_path)),
+            "serving_version": serving,
+            "event": "push" if serving == version else f"push (pinned: version {pin} keeps serving)",
             "model_name": trainpipe.settings.model_name,
             "source_partition": trained_model.partition,
             "source_run_id": trained_model.run_id,

@@ -7,6 +7,7 @@ from dagster import AssetExecutionContext, Failure, MetadataValue, Output, asset
 from ..artifacts import Hyperparameters, Model, Schema, TransformGraph
 from ..config import TrainpipeConfig
 from ..module_file import ModuleFileError, user_function
+from ..retry import TRANSIENT_RETRY
 from ..partitions import daily_partitions
 from ..tensorboard_logs import final_epoch_scalars
 from .tuning import fn_args_for
@@ -30,6 +31,8 @@ def parameter_count(saved_model_dir) -> int:
     io_manager_key="saved_model_io_manager",
     kinds={"tensorflow", "keras"},
     group_name="training",
+    pool="training",
+    retry_policy=TRANSIENT_RETRY,
     code_version="training-v1",
 )
 def trained_model(
@@ -45,7 +48,7 @@ def trained_model(
     try:
         run_fn = user_function(trainpipe.module_file, "run_fn")
     except ModuleFileError as e:
-        raise Failure(description=str(e)) from e
+        raise Failure(allow_retries=False, description=str(e)) from e
     hyperparameters = best_hyperparameters.load()
     started = time.perf_counter()
     run_fn(
@@ -62,6 +65,7 @@ def trained_model(
     user_seconds = time.perf_counter() - started
     if not (model.serving_model_dir / "saved_model.pb").is_file():
         raise Failure(
+            allow_retries=False,
             description=f"run_fn in {trainpipe.module_file} returned without writing a SavedModel to "
             f"fn_args.serving_model_dir ({model.serving_model_dir})"
         )
@@ -76,6 +80,13 @@ def trained_model(
             "user_code_seconds": user_seconds,
             "hyperparameters": MetadataValue.json(hyperparameters.get("values", {})),
             "example_partitions": MetadataValue.json(transform_graph.analyzed_partitions),
+            # Dagster keeps one pointer for a multi-partition input, so the lineage is recorded here in full.
+            "lineage": MetadataValue.json({
+                "examples": transform_graph.example_fingerprints,
+                "schema": schema.uri,
+                "transform_graph": transform_graph.uri,
+                "hyperparameters": best_hyperparameters.uri,
+            }),
             "transform_graph": MetadataValue.path(transform_graph.uri),
         },
     )

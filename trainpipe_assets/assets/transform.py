@@ -10,6 +10,7 @@ from dagster import AssetExecutionContext, AssetIn, Failure, MetadataValue, Outp
 from ..artifacts import Examples, Schema, TransformGraph, split_dir
 from ..config import TrainpipeConfig
 from ..module_file import ModuleFileError, user_function
+from ..retry import TRANSIENT_RETRY
 from ..partitions import daily_partitions, training_window
 
 TRANSFORMED_PREFIX = "transformed_examples"
@@ -75,6 +76,8 @@ def run_transform(
     io_manager_key="artifact_io_manager",
     kinds={"tensorflow", "beam"},
     group_name="training",
+    pool="beam",
+    retry_policy=TRANSIENT_RETRY,
     code_version="transform-v1",
 )
 def transform_graph(
@@ -85,7 +88,7 @@ def transform_graph(
     try:
         preprocessing_fn = user_function(trainpipe.module_file, "preprocessing_fn", settings.custom_config)
     except ModuleFileError as e:
-        raise Failure(description=str(e)) from e
+        raise Failure(allow_retries=False, description=str(e)) from e
     staging = trainpipe.staging_dir("transform_graph", context.partition_key, context.run.run_id)
     started = time.perf_counter()
     counts = run_transform(preprocessing_fn, schema.load(), examples, staging, settings.beam_pipeline_args)
@@ -95,6 +98,7 @@ def transform_graph(
         partition=context.partition_key,
         analyzed_partitions=examples.partitions,
         transformed_row_counts=counts,
+        example_fingerprints=examples.fingerprints,
     )
     output_features = sorted(artifact.tft_output().transformed_feature_spec())
     return Output(

@@ -9,6 +9,7 @@ from ..atomic import write_text
 from ..config import TrainpipeConfig
 from ..module_api import FnArgs
 from ..module_file import ModuleFileError, user_function
+from ..retry import TRANSIENT_RETRY
 from ..partitions import daily_partitions
 
 
@@ -51,6 +52,8 @@ def fn_args_for(trainpipe: TrainpipeConfig, transform_graph: TransformGraph, sch
     io_manager_key="artifact_io_manager",
     kinds={"tensorflow", "keras"},
     group_name="training",
+    pool="training",
+    retry_policy=TRANSIENT_RETRY,
     code_version="tuning-v1",
 )
 def best_hyperparameters(
@@ -68,7 +71,7 @@ def best_hyperparameters(
         try:
             tuner_fn = user_function(trainpipe.module_file, "tuner_fn")
         except ModuleFileError as e:
-            raise Failure(description=str(e)) from e
+            raise Failure(allow_retries=False, description=str(e)) from e
         tuner_steps = max(1, round(settings.train_steps * settings.tuning.steps_fraction))
         fn_args = fn_args_for(trainpipe, transform_graph, schema, working_dir=str(staging / "tuner"))
         fn_args.train_steps = tuner_steps
@@ -78,7 +81,7 @@ def best_hyperparameters(
         metadata["user_code_seconds"] = time.perf_counter() - started
         best = result.tuner.get_best_hyperparameters(1)
         if not best:
-            raise Failure(description=f"tuner_fn's tuner finished no trial (module_file {trainpipe.module_file})")
+            raise Failure(allow_retries=False, description=f"tuner_fn's tuner finished no trial (module_file {trainpipe.module_file})")
         config = best[0].get_config()
         trials = result.tuner.oracle.get_best_trials(num_trials=len(result.tuner.oracle.trials))
         metadata.update({

@@ -25,6 +25,13 @@ class SplitRecords:
     sources: list[dict] = field(default_factory=list)
 
 
+def sources_fingerprint(sources: list[dict]) -> str:
+    """The data version of a day: a hash of its source files' paths and content hashes."""
+    import hashlib
+
+    return hashlib.sha256(json.dumps(sorted((s["path"], s["sha256"]) for s in sources)).encode()).hexdigest()[:16]
+
+
 def write_examples_dir(final: Path, partition_key: str, split_records: SplitRecords) -> Examples:
     """Write every split into a staging sibling of `final`, then rename it into place."""
     import tensorflow as tf
@@ -43,6 +50,7 @@ def write_examples_dir(final: Path, partition_key: str, split_records: SplitReco
             uris=[str(final)],
             partitions=[partition_key],
             row_counts={s: len(r) for s, r in split_records.records.items()},
+            fingerprints={partition_key: sources_fingerprint(split_records.sources)},
         )
         write_text(staging / MANIFEST, to_manifest(artifact))
     except BaseException:
@@ -68,6 +76,7 @@ def read_examples(dirs: dict[str, Path]) -> Examples:
         partitions=list(present),
         row_counts=counts,
         missing_partitions=sorted(set(dirs) - set(present)),
+        fingerprints={k: v for a in present.values() for k, v in a.fingerprints.items()},
     )
 
 
