@@ -8,7 +8,7 @@ from typing import Literal, Optional
 
 import yaml
 from dagster import ConfigurableResource
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 DEFAULT_CONFIG_PATH = PACKAGE_DIR / "default_config.yaml"
@@ -18,9 +18,27 @@ ColumnType = Literal["INT", "FLOAT", "STRING"]
 
 
 class SourceSettings(BaseModel):
+    """csv: files <name>_YYYY-MM-DD.csv in landing_dir. sql: rows of `table` (or `query`) by `timestamp_column`,
+    new rows found by an increasing `primary_key`."""
+
     model_config = ConfigDict(extra="forbid")
-    kind: Literal["csv"] = "csv"
+    kind: Literal["csv", "sql"] = "csv"
     landing_dir: str = "landing"
+    url: Optional[str] = None  # SQLAlchemy URL, e.g. sqlite:///data.db or postgresql+pg8000://user:pw@host/db
+    table: Optional[str] = Field(None, pattern=r"^[A-Za-z_][A-Za-z0-9_.]*$")
+    query: Optional[str] = None
+    timestamp_column: Optional[str] = Field(None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    primary_key: Optional[str] = Field(None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+    @model_validator(mode="after")
+    def _sql_needs_url_rows_and_columns(self) -> "SourceSettings":
+        if self.kind == "sql":
+            missing = [f for f in ("url", "timestamp_column", "primary_key") if not getattr(self, f)]
+            if not (self.table or self.query):
+                missing.append("table or query")
+            if missing:
+                raise ValueError(f"kind: sql needs {', '.join(missing)}")
+        return self
 
 
 class TuningSettings(BaseModel):
@@ -158,6 +176,12 @@ class TrainpipeConfig(ConfigurableResource):
     def landing_dir(self) -> Path:
         p = Path(self.settings.source.landing_dir).expanduser()
         return p if p.is_absolute() else Path(self.home) / p
+
+    def sql_source(self):
+        from .sources.sql_source import SqlSource
+
+        src = self.settings.source
+        return SqlSource(url=src.url, timestamp_column=src.timestamp_column, primary_key=src.primary_key, table=src.table, query=src.query)
 
     @property
     def artifacts_dir(self) -> Path:

@@ -15,6 +15,7 @@ from .io_managers.artifact_dir import ArtifactDirIOManager
 from .io_managers.saved_model import SavedModelIOManager
 from .io_managers.tfrecord import TFRecordIOManager
 from .jobs import ingest_job, training_job
+from .new_rows_sensor import new_rows_sensor
 from .schedules import retraining_schedule
 from .sensors import new_data_sensor, retrain_on_new_data_sensor
 
@@ -26,7 +27,7 @@ def build_definitions(trainpipe: TrainpipeConfig) -> Definitions:
         ],
         asset_checks=[examples_valid, model_blessed],
         jobs=[ingest_job, training_job],
-        sensors=[new_data_sensor, retrain_on_new_data_sensor],
+        sensors=[new_data_sensor, new_rows_sensor, retrain_on_new_data_sensor],
         schedules=[retraining_schedule],
         resources={
             "trainpipe": trainpipe,

@@ -16,6 +16,7 @@ from ..config import TrainpipeConfig
 from ..io_managers.tfrecord import SplitRecords, sources_fingerprint
 from ..partitions import daily_partitions
 from ..sources.csv_source import RejectedRow, SourceError, check_rejected_fraction, files_for_day, read_day
+from ..sources.sql_source import read_sql_day
 from ..splits import assign_splits, canonical_row_keys
 
 ENCODE_BATCH_ROWS = 65536
@@ -53,10 +54,16 @@ def rejected_csv(rejected: list[RejectedRow]) -> str:
 def build_split_records(trainpipe: TrainpipeConfig, day: dt.date) -> tuple[SplitRecords, dict]:
     """Read, validate, encode and split one day; returns the records and the facts for metadata."""
     settings = trainpipe.settings
-    files = files_for_day(trainpipe.landing_dir, day)
-    if not files:
-        raise SourceError(f"no input for {day}: no file named <name>_{day}.csv in {trainpipe.landing_dir}")
-    table = read_day(files, settings.columns, settings.max_rejected_fraction, settings.partition_feature)
+    null_timestamps = None
+    if settings.source.kind == "sql":
+        table, null_timestamps = read_sql_day(
+            trainpipe.sql_source(), day, settings.columns, settings.max_rejected_fraction, settings.partition_feature
+        )
+    else:
+        files = files_for_day(trainpipe.landing_dir, day)
+        if not files:
+            raise SourceError(f"no input for {day}: no file named <name>_{day}.csv in {trainpipe.landing_dir}")
+        table = read_day(files, settings.columns, settings.max_rejected_fraction, settings.partition_feature)
     try:
         check_rejected_fraction(table, settings.max_rejected_fraction)
     except SourceError:
@@ -76,6 +83,8 @@ def build_split_records(trainpipe: TrainpipeConfig, day: dt.date) -> tuple[Split
         sources=[asdict(s) for s in table.sources],
     )
     facts = {"column_types": table.column_types, "rejected": len(table.rejected), "total_rows": table.total_rows}
+    if null_timestamps is not None:
+        facts["rows_without_timestamp"] = null_timestamps  # in no day: reported, never silently dropped
     return split_records, facts
 
 
@@ -112,5 +121,6 @@ def _output(split_records: SplitRecords, facts: dict, counts: dict) -> Output[Sp
             "source_files": MetadataValue.md("| file | rows | sha256 |\n|---|---|---|\n" + sources),
             "source_fingerprint": MetadataValue.json({s["path"]: s["sha256"] for s in split_records.sources}),
             "column_types": MetadataValue.json(facts["column_types"]),
+            **({"rows_without_timestamp": facts["rows_without_timestamp"]} if "rows_without_timestamp" in facts else {}),
         },
     )

@@ -155,7 +155,24 @@ def read_day(
         rejected.extend(bad)
         sources.append(SourceFile(str(path), file_sha256(path), strings.num_rows + len(bad)))
     table = pa.concat_tables(tables, promote_options="default")
+    return type_rows(table, expected_columns, max_rejected_fraction, partition_feature, rejected, sources, str(paths[0]))
+
+
+def type_rows(
+    table: pa.Table,
+    expected_columns: dict[str, str],
+    max_rejected_fraction: float,
+    partition_feature: Optional[str],
+    rejected: list[RejectedRow],
+    sources: list[SourceFile],
+    origin: str,
+) -> DayTable:
+    """String columns (plus `__file` and `__line` saying where each row came from) -> typed columns; rows with an
+    unparseable number join `rejected`. Shared by every source."""
     data_columns = [c for c in table.column_names if not c.startswith("__")]
+    missing = [c for c in expected_columns if c not in data_columns]
+    if missing:
+        raise SourceError(f"{origin}: lacks expected columns {missing} (has {data_columns})")
     types = {c: expected_columns.get(c) or _infer_type(table[c], max_rejected_fraction) for c in data_columns}
 
     bad_mask = pa.array([False] * table.num_rows)
@@ -181,7 +198,7 @@ def read_day(
         table = table.filter(pc.invert(bad_mask))
 
     if partition_feature and partition_feature not in types:
-        raise SourceError(f"{paths[0]}: partition_feature {partition_feature!r} is not a column (columns: {data_columns})")
+        raise SourceError(f"{origin}: partition_feature {partition_feature!r} is not a column (columns: {data_columns})")
     raw_partition = table[partition_feature].combine_chunks() if partition_feature else None
     typed = pa.table(
         {c: pc.cast(pc.utf8_trim_whitespace(table[c]), ARROW_TYPES[types[c]]) for c in data_columns}
