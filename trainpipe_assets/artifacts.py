@@ -48,6 +48,7 @@ class Statistics:
     uri: str
     partition: str
     splits: list[str]
+    cache_key: str = ""
 
     def path(self, split: str) -> Path:
         return split_dir(self.uri, split) / "FeatureStats.pb"
@@ -66,6 +67,7 @@ class Schema:
     partition: str
     inferred_from: list[str]
     imported_from: str | None = None
+    cache_key: str = ""
 
     @property
     def path(self) -> Path:
@@ -87,6 +89,7 @@ class TransformGraph:
     analyzed_partitions: list[str]
     transformed_row_counts: dict[str, int]
     example_fingerprints: dict[str, str] = field(default_factory=dict)
+    cache_key: str = ""
 
     @property
     def transformed_examples(self) -> Examples:
@@ -105,6 +108,7 @@ class Hyperparameters:
     uri: str
     partition: str
     tuned: bool
+    cache_key: str = ""
 
     @property
     def path(self) -> Path:
@@ -121,6 +125,7 @@ class Model:
     uri: str
     partition: str
     run_id: str
+    cache_key: str = ""
 
     @property
     def serving_model_dir(self) -> Path:
@@ -140,6 +145,7 @@ class ModelEvaluation:
     blessed: bool
     candidate_uri: str
     baseline_version: int | None
+    cache_key: str = ""
 
     @property
     def report_path(self) -> Path:
@@ -159,6 +165,7 @@ class PushedModel:
     version: int
     serving_path: str
     source_model: str
+    cache_key: str = ""
 
 
 ARTIFACT_TYPES = {

@@ -9,6 +9,7 @@ from dagster import AssetExecutionContext, AssetIn, Failure, MetadataValue, Outp
 from ..artifacts import Examples, Model, ModelEvaluation
 from ..atomic import write_text
 from ..blessing import decide_blessing
+from ..cache import fingerprint, reusable
 from ..config import TrainpipeConfig
 from ..eval_metrics import compute_metrics, sliced_metrics
 from ..feature_stats import decode_examples, read_records
@@ -16,6 +17,7 @@ from ..history import current_baseline
 from ..retry import TRANSIENT_RETRY
 from ..partitions import daily_partitions, training_window
 
+CODE_VERSION = "evaluation-v1"
 FORCE_BLESS_TAG = "trainpipe/force_bless"
 SCORING_BATCH = 1024
 
@@ -67,7 +69,7 @@ def slices_markdown(candidate: dict, baseline: dict | None, metric: str) -> str:
     group_name="training",
     pool="training",
     retry_policy=TRANSIENT_RETRY,
-    code_version="evaluation-v1",
+    code_version=CODE_VERSION,
 )
 def model_evaluation(
     context: AssetExecutionContext, trainpipe: TrainpipeConfig, examples: Examples, trained_model: Model
@@ -75,6 +77,19 @@ def model_evaluation(
     """TFX Evaluator: metrics overall and per slice for candidate and baseline (the model serving now)."""
     settings = trainpipe.settings
     ev = settings.evaluation
+    baseline_ref = current_baseline(context.instance, trainpipe.serving_dir)
+    force = None
+    if context.run.tags.get(FORCE_BLESS_TAG, "").lower() == "true":
+        force = f"run tag {FORCE_BLESS_TAG}=true"
+    elif ev.force_bless:
+        force = "config evaluation.force_bless: true"
+    key = fingerprint(
+        CODE_VERSION, ev.model_dump(), settings.label_key, trained_model.cache_key or trained_model.uri,
+        baseline_ref and (baseline_ref.version, baseline_ref.serving_path), examples.fingerprints, force,
+    )
+    hit = reusable(context, key)
+    if hit:
+        return Output(hit[0], metadata=hit[1])
     serialized = read_records(examples.file_patterns["eval"])
     if not serialized:
         raise Failure(allow_retries=False, description=f"no eval examples in the window {examples.partitions}")
@@ -93,15 +108,9 @@ def model_evaluation(
         return {"overall": compute_metrics(labels, scores, ev.metrics), "slices": sliced_metrics(labels, scores, slice_values, ev.metrics)}
 
     candidate = evaluate(trained_model.serving_model_dir)
-    baseline_ref = current_baseline(context.instance, trainpipe.serving_dir)
     baseline = None
     if baseline_ref is not None and (Path(baseline_ref.serving_path) / "saved_model.pb").is_file():
         baseline = evaluate(Path(baseline_ref.serving_path))
-    force = None
-    if context.run.tags.get(FORCE_BLESS_TAG, "").lower() == "true":
-        force = f"run tag {FORCE_BLESS_TAG}=true"
-    elif ev.force_bless:
-        force = "config evaluation.force_bless: true"
     blessing = decide_blessing(candidate["overall"], baseline and baseline["overall"], ev.thresholds, force)
     if baseline_ref is not None and baseline is None:
         blessing.reasons.append(f"baseline version {baseline_ref.version} is gone from {baseline_ref.serving_path}: compared without it")
@@ -116,7 +125,10 @@ def model_evaluation(
     }
     write_text(staging / "evaluation.json", json.dumps(report, indent=2))
     write_text(staging / ("BLESSED" if blessing.blessed else "NOT_BLESSED"), "")
-    artifact = ModelEvaluation(uri=str(staging), partition=context.partition_key, blessed=blessing.blessed, candidate_uri=trained_model.uri, baseline_version=baseline_version)
+    artifact = ModelEvaluation(
+        uri=str(staging), partition=context.partition_key, blessed=blessing.blessed, candidate_uri=trained_model.uri,
+        baseline_version=baseline_version, cache_key=key,
+    )
     return Output(
         artifact,
         metadata={
@@ -127,5 +139,7 @@ def model_evaluation(
             "slices": MetadataValue.md(slices_markdown(candidate["slices"], baseline and baseline["slices"], ev.metrics[0])),
             **{f"candidate_{k}": v for k, v in candidate["overall"].items() if v is not None},
             "eval_examples": len(serialized),
+            "cache_key": key,
+            "cached": False,
         },
     )

@@ -5,9 +5,12 @@ from dagster import AssetExecutionContext, Failure, MetadataValue, Output, asset
 
 from ..artifacts import Model, ModelEvaluation, PushedModel
 from ..atomic import write_text
+from ..cache import fingerprint, reusable
 from ..config import TrainpipeConfig
 from ..partitions import daily_partitions
 from ..serving_versions import copy_saved_model, list_versions, prune_versions, read_pin, serving_version
+
+CODE_VERSION = "push-v1"
 
 
 @asset(
@@ -15,7 +18,7 @@ from ..serving_versions import copy_saved_model, list_versions, prune_versions, 
     io_manager_key="artifact_io_manager",
     kinds={"tensorflow"},
     group_name="deployment",
-    code_version="push-v1",
+    code_version=CODE_VERSION,
 )
 def pushed_model(
     context: AssetExecutionContext, trainpipe: TrainpipeConfig, trained_model: Model, model_evaluation: ModelEvaluation
@@ -26,6 +29,12 @@ def pushed_model(
     if model_evaluation.candidate_uri != trained_model.uri:
         raise Failure(description=f"evaluation {model_evaluation.uri} judged {model_evaluation.candidate_uri}, not {trained_model.uri}")
     base = trainpipe.serving_dir
+    # The same model pushed before (same cache key) and still on disk is not pushed again as a new version.
+    key = fingerprint(CODE_VERSION, trained_model.cache_key or trained_model.uri, trainpipe.settings.model_name)
+    hit = reusable(context, key)
+    if hit and Path(hit[0].serving_path, "saved_model.pb").is_file():
+        event = f"no new version: this model is version {hit[0].version}"
+        return Output(hit[0], metadata={**hit[1], "serving_version": serving_version(base), "event": event})
     version = max(list_versions(base), default=0) + 1
     serving_path = copy_saved_model(trained_model.serving_model_dir, base, version)
     pin = read_pin(base)  # a rollback pin stays until `trainpipe rollback --clear`; the new version waits behind it
@@ -42,6 +51,7 @@ def pushed_model(
             version=version,
             serving_path=str(serving_path),
             source_model=trained_model.uri,
+            cache_key=key,
         ),
         metadata={
             "version": version,
@@ -53,5 +63,7 @@ def pushed_model(
             "source_run_id": trained_model.run_id,
             "metrics": MetadataValue.json(report["candidate"]["overall"]),
             "removed_versions": MetadataValue.json(removed),
+            "cache_key": key,
+            "cached": False,
         },
     )

@@ -5,12 +5,15 @@ import numpy as np
 from dagster import AssetExecutionContext, Failure, MetadataValue, Output, asset
 
 from ..artifacts import Hyperparameters, Model, Schema, TransformGraph
+from ..cache import fingerprint, function_fingerprint, reusable
 from ..config import TrainpipeConfig
 from ..module_file import ModuleFileError, user_function
 from ..retry import TRANSIENT_RETRY
 from ..partitions import daily_partitions
 from ..tensorboard_logs import final_epoch_scalars
 from .tuning import fn_args_for
+
+CODE_VERSION = "training-v1"
 
 
 def folder_size(path) -> int:
@@ -33,7 +36,7 @@ def parameter_count(saved_model_dir) -> int:
     group_name="training",
     pool="training",
     retry_policy=TRANSIENT_RETRY,
-    code_version="training-v1",
+    code_version=CODE_VERSION,
 )
 def trained_model(
     context: AssetExecutionContext,
@@ -43,12 +46,20 @@ def trained_model(
     best_hyperparameters: Hyperparameters,
 ) -> Output[Model]:
     """TFX Trainer: run_fn(fn_args) writes a SavedModel to fn_args.serving_model_dir and logs to model_run_dir."""
-    staging = trainpipe.staging_dir("trained_model", context.partition_key, context.run.run_id)
-    model = Model(uri=str(staging), partition=context.partition_key, run_id=context.run.run_id)
     try:
         run_fn = user_function(trainpipe.module_file, "run_fn")
     except ModuleFileError as e:
         raise Failure(allow_retries=False, description=str(e)) from e
+    settings = trainpipe.settings
+    key = fingerprint(
+        CODE_VERSION, function_fingerprint(run_fn), settings.train_steps, settings.eval_steps, settings.custom_config,
+        transform_graph.cache_key, schema.cache_key, best_hyperparameters.cache_key,
+    )
+    hit = reusable(context, key)
+    if hit:
+        return Output(hit[0], metadata=hit[1])
+    staging = trainpipe.staging_dir("trained_model", context.partition_key, context.run.run_id)
+    model = Model(uri=str(staging), partition=context.partition_key, run_id=context.run.run_id, cache_key=key)
     hyperparameters = best_hyperparameters.load()
     started = time.perf_counter()
     run_fn(
@@ -78,6 +89,8 @@ def trained_model(
             "size_bytes": folder_size(model.serving_model_dir),
             "train_steps": trainpipe.settings.train_steps,
             "user_code_seconds": user_seconds,
+            "cache_key": key,
+            "cached": False,
             "hyperparameters": MetadataValue.json(hyperparameters.get("values", {})),
             "example_partitions": MetadataValue.json(transform_graph.analyzed_partitions),
             # Dagster keeps one pointer for a multi-partition input, so the lineage is recorded here in full.

@@ -8,11 +8,13 @@ from pathlib import Path
 from dagster import AssetExecutionContext, AssetIn, Failure, MetadataValue, Output, asset
 
 from ..artifacts import Examples, Schema, TransformGraph, split_dir
+from ..cache import fingerprint, function_fingerprint, reusable
 from ..config import TrainpipeConfig
 from ..module_file import ModuleFileError, user_function
 from ..retry import TRANSIENT_RETRY
 from ..partitions import daily_partitions, training_window
 
+CODE_VERSION = "transform-v1"
 TRANSFORMED_PREFIX = "transformed_examples"
 ROWS_COUNTER = "transformed_rows_"
 
@@ -78,7 +80,7 @@ def run_transform(
     group_name="training",
     pool="beam",
     retry_policy=TRANSIENT_RETRY,
-    code_version="transform-v1",
+    code_version=CODE_VERSION,
 )
 def transform_graph(
     context: AssetExecutionContext, trainpipe: TrainpipeConfig, examples: Examples, schema: Schema
@@ -89,6 +91,10 @@ def transform_graph(
         preprocessing_fn = user_function(trainpipe.module_file, "preprocessing_fn", settings.custom_config)
     except ModuleFileError as e:
         raise Failure(allow_retries=False, description=str(e)) from e
+    key = fingerprint(CODE_VERSION, function_fingerprint(preprocessing_fn), settings.custom_config, schema.cache_key, examples.fingerprints)
+    hit = reusable(context, key)
+    if hit:
+        return Output(hit[0], metadata=hit[1])
     staging = trainpipe.staging_dir("transform_graph", context.partition_key, context.run.run_id)
     started = time.perf_counter()
     counts = run_transform(preprocessing_fn, schema.load(), examples, staging, settings.beam_pipeline_args)
@@ -99,6 +105,7 @@ def transform_graph(
         analyzed_partitions=examples.partitions,
         transformed_row_counts=counts,
         example_fingerprints=examples.fingerprints,
+        cache_key=key,
     )
     output_features = sorted(artifact.tft_output().transformed_feature_spec())
     return Output(
@@ -112,6 +119,8 @@ def transform_graph(
             "transformed_features": MetadataValue.json(output_features),
             "module_file": MetadataValue.path(str(trainpipe.module_file)),
             "user_code_seconds": user_seconds,
+            "cache_key": key,
+            "cached": False,
             "beam_pipeline_args": MetadataValue.json(settings.beam_pipeline_args),
         },
     )

@@ -6,11 +6,14 @@ from dagster import AssetExecutionContext, Failure, MetadataValue, Output, asset
 
 from ..artifacts import Hyperparameters, Schema, TransformGraph
 from ..atomic import write_text
+from ..cache import fingerprint, function_fingerprint, reusable
 from ..config import TrainpipeConfig
 from ..module_api import FnArgs
 from ..module_file import ModuleFileError, user_function
 from ..retry import TRANSIENT_RETRY
 from ..partitions import daily_partitions
+
+CODE_VERSION = "tuning-v1"
 
 
 def fixed_hyperparameters(values: dict) -> dict:
@@ -54,24 +57,33 @@ def fn_args_for(trainpipe: TrainpipeConfig, transform_graph: TransformGraph, sch
     group_name="training",
     pool="training",
     retry_policy=TRANSIENT_RETRY,
-    code_version="tuning-v1",
+    code_version=CODE_VERSION,
 )
 def best_hyperparameters(
     context: AssetExecutionContext, trainpipe: TrainpipeConfig, transform_graph: TransformGraph, schema: Schema
 ) -> Output[Hyperparameters]:
     """TFX Tuner: tuner_fn(fn_args) -> tuner.search(**fit_kwargs); best_hyperparameters.txt as TFX writes it."""
     settings = trainpipe.settings
-    staging = trainpipe.staging_dir("best_hyperparameters", context.partition_key, context.run.run_id)
-    artifact = Hyperparameters(uri=str(staging), partition=context.partition_key, tuned=settings.tuning.enabled)
-    metadata = {}
-    if not settings.tuning.enabled:
-        config = fixed_hyperparameters(settings.tuning.hyperparameters)
-        metadata["mode"] = "fixed (tuning.enabled: false)"
-    else:
+    tuner_fn = None
+    if settings.tuning.enabled:
         try:
             tuner_fn = user_function(trainpipe.module_file, "tuner_fn")
         except ModuleFileError as e:
             raise Failure(allow_retries=False, description=str(e)) from e
+    key = fingerprint(
+        CODE_VERSION, settings.tuning.model_dump(), settings.train_steps, settings.eval_steps, settings.custom_config,
+        tuner_fn and function_fingerprint(tuner_fn), transform_graph.cache_key, schema.cache_key,
+    )
+    hit = reusable(context, key)
+    if hit:
+        return Output(hit[0], metadata=hit[1])
+    staging = trainpipe.staging_dir("best_hyperparameters", context.partition_key, context.run.run_id)
+    artifact = Hyperparameters(uri=str(staging), partition=context.partition_key, tuned=settings.tuning.enabled, cache_key=key)
+    metadata = {"cache_key": key, "cached": False}
+    if tuner_fn is None:
+        config = fixed_hyperparameters(settings.tuning.hyperparameters)
+        metadata["mode"] = "fixed (tuning.enabled: false)"
+    else:
         tuner_steps = max(1, round(settings.train_steps * settings.tuning.steps_fraction))
         fn_args = fn_args_for(trainpipe, transform_graph, schema, working_dir=str(staging / "tuner"))
         fn_args.train_steps = tuner_steps

@@ -15,8 +15,11 @@ WINDOW = "trainpipe/window"
 
 
 def commit_artifact(artifact: Any, final: Path) -> Any:
-    """Record the artifact's manifest inside its staging folder, then move the folder to `final`."""
+    """Record the artifact's manifest inside its staging folder, then move the folder to `final`. An artifact
+    already at `final` (reused from cache) stays as it is."""
     staging = Path(artifact.uri)
+    if staging == final:
+        return read_artifact(final)
     write_text(staging / MANIFEST, to_manifest(artifact, uri=str(final)))
     replace_dir(staging, final)
     return from_manifest((final / MANIFEST).read_text())

@@ -20,6 +20,9 @@ class SavedModelIOManager(ConfigurableIOManager):
 
     def handle_output(self, context: OutputContext, obj: Model) -> None:
         final = artifact_path(self.home, context.asset_key, context.asset_partition_key) / obj.run_id
+        if (Path(obj.uri) / MANIFEST).is_file() and Path(obj.uri) == final:  # a model reused from cache
+            context.add_output_metadata({"path": MetadataValue.path(str(final))})
+            return
         if final.exists():
             raise FileExistsError(f"{final} exists: a trained model is never overwritten")
         staging = Path(obj.uri)
