@@ -45,6 +45,7 @@ class TuningSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
     enabled: bool = True  # false: no search; `hyperparameters` are used as they are
     steps_fraction: float = Field(0.2, gt=0, le=1)  # the tuner trains this share of train_steps per trial
+    num_parallel_trials: int = Field(1, ge=1)  # >1: trials run in that many worker processes (KerasTuner distributed)
     hyperparameters: dict[str, float | int | str | bool] = Field(default_factory=dict)
 
 

@@ -11,6 +11,7 @@ from ..config import TrainpipeConfig
 from ..module_api import FnArgs
 from ..module_file import ModuleFileError, user_function
 from ..retry import TRANSIENT_RETRY
+from ..parallel_tuning import ParallelTuningError, search_in_parallel
 from ..partitions import daily_partitions
 
 CODE_VERSION = "tuning-v1"
@@ -88,14 +89,23 @@ def best_hyperparameters(
         fn_args = fn_args_for(trainpipe, transform_graph, schema, working_dir=str(staging / "tuner"))
         fn_args.train_steps = tuner_steps
         started = time.perf_counter()
-        result = tuner_fn(fn_args)
-        result.tuner.search(**result.fit_kwargs)
+        workers = settings.tuning.num_parallel_trials
+        if workers > 1:
+            try:
+                tuner = search_in_parallel(tuner_fn, trainpipe.module_file, fn_args, workers, staging / "workers")
+            except ParallelTuningError as e:
+                raise Failure(allow_retries=False, description=str(e)) from e
+        else:
+            result = tuner_fn(fn_args)
+            result.tuner.search(**result.fit_kwargs)
+            tuner = result.tuner
         metadata["user_code_seconds"] = time.perf_counter() - started
-        best = result.tuner.get_best_hyperparameters(1)
+        metadata["parallel_trials"] = workers
+        best = tuner.get_best_hyperparameters(1)
         if not best:
             raise Failure(allow_retries=False, description=f"tuner_fn's tuner finished no trial (module_file {trainpipe.module_file})")
         config = best[0].get_config()
-        trials = result.tuner.oracle.get_best_trials(num_trials=len(result.tuner.oracle.trials))
+        trials = tuner.oracle.get_best_trials(num_trials=len(tuner.oracle.trials))
         metadata.update({
             "mode": "tuned",
             "trials": MetadataValue.md(trials_markdown(trials)),

@@ -46,3 +46,24 @@ def test_fixed_mode_skips_the_search(pipeline, instance, tmp_path):
     assert metadata["mode"].value.startswith("fixed") and "trials" not in metadata
     saved = json.loads((home / "artifacts/best_hyperparameters" / DAYS[-1] / "best_hyperparameters.txt").read_text())
     assert keras_tuner.HyperParameters.from_config(saved).values == {"hidden_units": 8, "num_layers": 1, "learning_rate": 0.01}
+
+
+def test_parallel_trials_run_in_worker_processes(pipeline, instance, tmp_path):
+    config = write_config(tmp_path / "parallel.yaml", tuning={"num_parallel_trials": 2}, custom_config={"max_trials": 3})
+    home = tmp_path / "home"
+    for asset in ("schema", "transform_graph"):
+        shutil.copytree(pipeline["home"] / "artifacts" / asset, home / "artifacts" / asset)
+    result = materialize(
+        [examples, statistics, schema, transform_graph, best_hyperparameters],
+        selection=[best_hyperparameters],
+        partition_key=DAYS[-1],
+        resources=resources_for(make_config(home, config)),
+        instance=instance,
+    )
+    metadata = result.asset_materializations_for_node("best_hyperparameters")[0].metadata
+    assert metadata["parallel_trials"].value == 2 and metadata["num_trials"].value == 3
+    out = home / "artifacts/best_hyperparameters" / DAYS[-1]
+    hp = keras_tuner.HyperParameters.from_config(json.loads((out / "best_hyperparameters.txt").read_text()))
+    assert set(hp.values) == {"hidden_units", "num_layers", "learning_rate"}
+    logs = sorted(p.name for p in (out / "workers").glob("worker-*.log"))
+    assert logs == ["worker-0.log", "worker-1.log"]
