@@ -101,5 +101,8 @@ def failure_message(result) -> str:
 
 @pytest.fixture(scope="session")
 def retrained(pipeline):
-    """A second training run of the same window, after the first model was pushed: it must compare against it."""
-    return run_job(pipeline["defs"], "training_job", DAYS[-1], pipeline["instance"])
+    """A second, forced training run of the same window after the first model was pushed: it must compare against
+    it. (Without the force tag every step would be reused from the first run.)"""
+    return pipeline["defs"].resolve_job_def("training_job").execute_in_process(
+        partition_key=DAYS[-1], instance=pipeline["instance"], tags={"trainpipe/force": "true"}
+    )
