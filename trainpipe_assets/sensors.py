@@ -128,7 +128,5 @@ def retrain_on_new_data_sensor(context: SensorEvaluationContext):
     )
 
 
-def _utc(timestamp: float):
-    import datetime as dt
-
+def _utc(timestamp: float) -> dt.datetime:
     return dt.datetime.fromtimestamp(timestamp, dt.timezone.utc)

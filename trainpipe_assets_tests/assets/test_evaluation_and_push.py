@@ -1,7 +1,5 @@
 import json
-import shutil
 
-from dagster import AssetKey
 
 from trainpipe_assets.history import current_baseline, model_history
 from trainpipe_assets.serving_versions import list_versions

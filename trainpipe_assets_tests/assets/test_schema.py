@@ -33,7 +33,7 @@ def test_a_user_schema_file_replaces_inference(home, instance, tmp_path):
     user_schema = tmp_path / "my_schema.pbtxt"
     user_schema.write_text('feature { name: "fare" type: FLOAT }\n')
     config = tmp_path / "trainpipe.yaml"
-    config.write_text(f"label_key: big_tipper\nschema_file: my_schema.pbtxt\n")
+    config.write_text("label_key: big_tipper\nschema_file: my_schema.pbtxt\n")
     trainpipe = make_config(home, config)
     write_days(trainpipe.landing_dir, 1, 60, end=dt.date(2024, 3, 1))
     result = materialize([examples, statistics, schema_asset], partition_key="2024-03-01", resources=resources_for(trainpipe), instance=instance)

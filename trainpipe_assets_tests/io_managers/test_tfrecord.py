@@ -2,7 +2,6 @@ import pytest
 import tensorflow as tf
 from dagster import AssetKey, PartitionKeyRange, build_input_context, build_output_context
 
-from trainpipe_assets.artifacts import Examples
 from trainpipe_assets.io_managers import artifact_path
 from trainpipe_assets.io_managers.tfrecord import SplitRecords, TFRecordIOManager, read_examples, write_examples_dir
 from trainpipe_assets.partitions import daily_partitions

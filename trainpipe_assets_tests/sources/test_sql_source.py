@@ -9,7 +9,6 @@ from trainpipe_assets.assets.examples import examples
 from trainpipe_assets.new_rows_sensor import new_rows_sensor, plan_sql_ingest
 from trainpipe_assets.sample_data import generate_day
 from trainpipe_assets.sources.csv_source import SourceError
-from trainpipe_assets.sources.sql_source import SqlSource
 from trainpipe_assets_tests.conftest import failure_message, make_config, resources_for, write_config
 
 DAYS = [dt.date(2024, 3, 1), dt.date(2024, 3, 2)]
