@@ -76,8 +76,16 @@ def cmd_demo(args: argparse.Namespace) -> int:
         _train(defs, window_end, instance)
     from .history import current_baseline
 
-    serving = current_baseline(instance)
+    serving = current_baseline(instance, trainpipe.serving_dir)
     print("\nserving now: " + (f"{trainpipe.settings.model_name} version {serving.version} at {serving.serving_path}" if serving else "nothing (no model was blessed)"))
+    if serving:
+        request = _write_predict_request(trainpipe, days[-1])
+        name = trainpipe.settings.model_name
+        print(
+            "\nServe it with TF Serving's REST API and ask for predictions:\n"
+            f"  .venv/bin/trainpipe serve --model-name {name} --model-base-path {trainpipe.serving_dir} --port 8501 &\n"
+            f"  curl -s -d @{request} http://127.0.0.1:8501/v1/models/{name}:predict"
+        )
     print(
         f"\nRuns are in the event log at DAGSTER_HOME={dagster_home}. Look further with:\n"
         f"  .venv/bin/trainpipe history                      # every model, its evaluation and push\n"
@@ -86,6 +94,19 @@ def cmd_demo(args: argparse.Namespace) -> int:
         f"--tags '{{\"dagster/partition\": \"{days[-1]}\"}}'"
     )
     return 0 if ingested and serving is not None else 1
+
+
+def _write_predict_request(trainpipe, day: str) -> Path:
+    """A TF Serving :predict body with three raw eval examples of `day`, serialized and base64-encoded."""
+    import base64
+    import json
+
+    from .feature_stats import read_records
+
+    records = read_records([str(trainpipe.artifacts_dir / "examples" / day / "Split-eval" / "*.gz")])[:3]
+    path = Path(trainpipe.home) / "predict_request.json"
+    path.write_text(json.dumps({"instances": [{"b64": base64.b64encode(r).decode()} for r in records]}))
+    return path
 
 
 def _train(defs, window_end: str, instance):
@@ -187,6 +208,17 @@ def cmd_diff(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    from .serving.server import serve
+
+    if not Path(args.model_base_path).is_dir():
+        raise ValueError(f"--model-base-path {args.model_base_path} is not a folder")
+    print(f"serving {args.model_name} from {args.model_base_path} on http://{args.host}:{args.port}/v1/models/{args.model_name}", flush=True)
+    serve(args.model_name, Path(args.model_base_path), args.host, args.port, args.poll_seconds,
+          Path(args.labels_file) if args.labels_file else None, args.max_body_bytes)
+    return 0
+
+
 def _datetime(text: str) -> dt.datetime:
     try:
         value = dt.datetime.fromisoformat(text)
@@ -227,6 +259,16 @@ def build_parser() -> argparse.ArgumentParser:
     rollback.add_argument("--clear", action="store_true", help="remove the pin: the newest version serves again")
     rollback.add_argument("--reason", default="", help="recorded in the event log")
     rollback.set_defaults(func=cmd_rollback)
+
+    serve = sub.add_parser("serve", help="serve <base>/<version>/ SavedModels with TF Serving's REST API")
+    serve.add_argument("--model-name", required=True)
+    serve.add_argument("--model-base-path", required=True)
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8501)
+    serve.add_argument("--poll-seconds", type=float, default=2.0, help="how often new versions and the pin are picked up")
+    serve.add_argument("--labels-file", help='JSON {"stable": 1, "canary": 2}')
+    serve.add_argument("--max-body-bytes", type=int, default=10 << 20)
+    serve.set_defaults(func=cmd_serve)
 
     diff = sub.add_parser("diff", help="two pushed versions side by side")
     diff.add_argument("v1", type=int)

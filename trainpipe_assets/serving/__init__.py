@@ -1,0 +1,1 @@
+"""On-demand serving with TF Serving's REST API."""
