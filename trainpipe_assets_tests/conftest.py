@@ -102,7 +102,8 @@ def failure_message(result) -> str:
 @pytest.fixture(scope="session")
 def retrained(pipeline):
     """A second, forced training run of the same window after the first model was pushed: it must compare against
-    it. (Without the force tag every step would be reused from the first run.)"""
+    it. (Without the force tag every step would be reused from the first run.) A 40-step model may lose to the
+    baseline by more than the change threshold; the run then fails its blocking check, which the tests allow."""
     return pipeline["defs"].resolve_job_def("training_job").execute_in_process(
-        partition_key=DAYS[-1], instance=pipeline["instance"], tags={"trainpipe/force": "true"}
+        partition_key=DAYS[-1], instance=pipeline["instance"], tags={"trainpipe/force": "true"}, raise_on_error=False
     )

@@ -41,6 +41,9 @@ def test_the_second_run_is_evaluated_against_the_first_pushed_version(pipeline, 
     if evaluation["blessed"].value:
         assert metadata_of(retrained, "pushed_model")["version"].value == 2
         assert current_baseline(pipeline["instance"]).version == 2
+    else:  # lost to version 1 by more than the change threshold: blocked, and version 1 keeps serving
+        assert not retrained.success and "pushed_model" not in {e.asset_key.to_user_string() for e in retrained.get_asset_materialization_events()}
+        assert current_baseline(pipeline["instance"]).version == 1
 
 
 def test_history_lists_both_models_from_the_event_log(pipeline, retrained):
