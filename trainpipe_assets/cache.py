@@ -19,6 +19,7 @@ from typing import Any, Callable, Optional
 from dagster import AssetExecutionContext, AssetRecordsFilter
 
 from .artifacts import MANIFEST, from_manifest
+from .history import metadata_value
 
 FORCE_TAG = "trainpipe/force"
 
@@ -73,7 +74,7 @@ def reusable(context: AssetExecutionContext, cache_key: str) -> Optional[tuple[A
     ).records
     for record in records:
         metadata = record.asset_materialization.metadata
-        if _value(metadata, "cache_key") != cache_key or "path" not in metadata:
+        if metadata_value(metadata, "cache_key") != cache_key or "path" not in metadata:
             continue
         manifest = Path(str(metadata["path"].value)) / MANIFEST
         if not manifest.is_file():
@@ -81,11 +82,6 @@ def reusable(context: AssetExecutionContext, cache_key: str) -> Optional[tuple[A
         artifact = from_manifest(manifest.read_text())
         if getattr(artifact, "cache_key", None) == cache_key:
             reused = {k: v for k, v in metadata.items() if k not in ("cached", "reused_run_id", "path")}
-            made_by = _value(metadata, "reused_run_id") or record.run_id  # the run that computed it, not a reuse
+            made_by = metadata_value(metadata, "reused_run_id") or record.run_id  # the run that computed it, not a reuse
             return artifact, {**reused, "cached": True, "reused_run_id": made_by}
     return None
-
-
-def _value(metadata: dict, key: str) -> Any:
-    entry = metadata.get(key)
-    return None if entry is None else entry.value

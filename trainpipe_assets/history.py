@@ -42,7 +42,7 @@ def current_baseline(instance: DagsterInstance, serving_base: Optional[Path] = N
     if record is None:
         return None
     metadata = record.asset_materialization.metadata
-    version = int(_value(metadata, "serving_version", _value(metadata, "version")))
+    version = int(metadata_value(metadata, "serving_version", metadata_value(metadata, "version")))
     path = Path(str(metadata["serving_path"].value)).parent / str(version)
     pin = read_pin(serving_base) if serving_base is not None else None
     if pin is not None and pin != version:
@@ -58,9 +58,9 @@ def serving_timeline(instance: DagsterInstance, limit: int = 1000) -> list[dict]
         events.append({
             "time": dt.datetime.fromtimestamp(record.timestamp, dt.timezone.utc).isoformat(timespec="seconds"),
             "timestamp": record.timestamp,
-            "serving_version": int(_value(metadata, "serving_version", _value(metadata, "version"))),
-            "event": _value(metadata, "event", "push"),
-            "reason": _value(metadata, "reason", ""),
+            "serving_version": int(metadata_value(metadata, "serving_version", metadata_value(metadata, "version"))),
+            "event": metadata_value(metadata, "event", "push"),
+            "reason": metadata_value(metadata, "reason", ""),
             "run_id": record.run_id or "",
         })
     return events
@@ -79,7 +79,8 @@ def _records_by_run(instance: DagsterInstance, asset: str, limit: int) -> dict[s
     return by_run
 
 
-def _value(metadata, key, default=None):
+def metadata_value(metadata, key, default=None):
+    """The plain value of a materialization's metadata entry, or `default` when it has none."""
     entry = metadata.get(key)
     return default if entry is None else entry.value
 
@@ -99,17 +100,17 @@ def model_history(instance: DagsterInstance, limit: int = 100) -> list[dict]:
             "partition": record.partition_key,
             "run_id": record.run_id,
             "time": dt.datetime.fromtimestamp(record.timestamp, dt.timezone.utc).isoformat(timespec="seconds"),
-            "path": _value(trained.metadata, "path"),
+            "path": metadata_value(trained.metadata, "path"),
             "code_version": (trained.tags or {}).get("dagster/code_version"),
             "train_metrics": {k[len("metric_"):]: v.value for k, v in trained.metadata.items() if k.startswith("metric_")},
             "eval_metrics": {k[len("candidate_"):]: v.value for k, v in ev_md.items() if k.startswith("candidate_")},
-            "blessed": _value(ev_md, "blessed"),
-            "blessing_reasons": [r[2:] for r in str(_value(ev_md, "reasons", "")).splitlines() if r],
-            "baseline_version": _value(ev_md, "baseline_version"),
-            "pushed_version": _value(push.asset_materialization.metadata, "version") if push else None,
-            "example_partitions": _value(trained.metadata, "example_partitions", []),
-            "hyperparameters": _value(trained.metadata, "hyperparameters", {}),
-            "lineage": _value(trained.metadata, "lineage", {}),
+            "blessed": metadata_value(ev_md, "blessed"),
+            "blessing_reasons": [r[2:] for r in str(metadata_value(ev_md, "reasons", "")).splitlines() if r],
+            "baseline_version": metadata_value(ev_md, "baseline_version"),
+            "pushed_version": metadata_value(push.asset_materialization.metadata, "version") if push else None,
+            "example_partitions": metadata_value(trained.metadata, "example_partitions", []),
+            "hyperparameters": metadata_value(trained.metadata, "hyperparameters", {}),
+            "lineage": metadata_value(trained.metadata, "lineage", {}),
         })
     return rows
 

@@ -7,6 +7,7 @@ from typing import Optional
 from dagster import AssetKey, AssetMaterialization, DagsterInstance, MetadataValue
 
 from .config import TrainpipeConfig
+from .history import metadata_value
 from .serving_versions import clear_pin, list_versions, read_pin, serving_version, write_pin
 
 
@@ -16,8 +17,7 @@ class RollbackError(ValueError):
 
 def _push_partition(instance: DagsterInstance, version: int) -> Optional[str]:
     for record in instance.fetch_materializations(AssetKey("pushed_model"), limit=1000).records:
-        entry = record.asset_materialization.metadata.get("version")
-        if entry is not None and int(entry.value) == version and record.partition_key:
+        if metadata_value(record.asset_materialization.metadata, "version") == version and record.partition_key:
             return record.partition_key
     return None
 

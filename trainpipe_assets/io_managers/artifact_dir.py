@@ -14,15 +14,14 @@ from . import artifact_path
 WINDOW = "trainpipe/window"
 
 
-def commit_artifact(artifact: Any, final: Path) -> Any:
+def commit_artifact(artifact: Any, final: Path) -> None:
     """Record the artifact's manifest inside its staging folder, then move the folder to `final`. An artifact
     already at `final` (reused from cache) stays as it is."""
     staging = Path(artifact.uri)
     if staging == final:
-        return read_artifact(final)
+        return
     write_text(staging / MANIFEST, to_manifest(artifact, uri=str(final)))
     replace_dir(staging, final)
-    return from_manifest((final / MANIFEST).read_text())
 
 
 def read_artifact(path: Path) -> Any:
