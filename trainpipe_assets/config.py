@@ -82,6 +82,35 @@ class PushSettings(BaseModel):
     keep_versions: int = Field(5, ge=1)
 
 
+class InfraValidationSettings(BaseModel):
+    """TFX InfraValidator without Docker: the candidate served by a separate `trainpipe serve` process."""
+
+    model_config = ConfigDict(extra="forbid")
+    enabled: bool = True
+    mode: Literal["LOAD_ONLY", "LOAD_AND_QUERY"] = "LOAD_AND_QUERY"
+    num_examples: int = Field(10, ge=1)  # raw eval examples sent through :predict in LOAD_AND_QUERY
+    max_loading_time_seconds: float = Field(120, gt=0)
+    num_tries: int = Field(3, ge=1)
+    memory_limit_mb: int = Field(4096, ge=256)  # address-space limit of the sandboxed server process
+
+
+class BatchInferenceSettings(BaseModel):
+    """TFX BulkInferrer: a day's examples scored by the model serving now, on Beam."""
+
+    model_config = ConfigDict(extra="forbid")
+    split: Optional[str] = None  # one split of the day, or every split when empty
+    prediction_key: Optional[str] = None  # output of serving_default kept in the predictions; default: every output
+
+
+class MonitoringSettings(BaseModel):
+    """Evaluation after deployment (serving_model_performance): a retrain is requested when a metric of the serving
+    model on a labelled day falls below `floors`, or below its evaluation-time value by more than `max_drop`."""
+
+    model_config = ConfigDict(extra="forbid")
+    floors: dict[str, float] = Field(default_factory=dict)
+    max_drop: dict[str, float] = Field(default_factory=dict)
+
+
 class PipelineSettings(BaseModel):
     """The pipeline's settings as written in the YAML file; paths are resolved by TrainpipeConfig."""
 
@@ -106,6 +135,9 @@ class PipelineSettings(BaseModel):
     tuning: TuningSettings = Field(default_factory=TuningSettings)
     evaluation: EvaluationSettings = Field(default_factory=EvaluationSettings)
     push: PushSettings = Field(default_factory=PushSettings)
+    infra_validation: InfraValidationSettings = Field(default_factory=InfraValidationSettings)
+    batch_inference: BatchInferenceSettings = Field(default_factory=BatchInferenceSettings)
+    monitoring: MonitoringSettings = Field(default_factory=MonitoringSettings)
 
     @field_validator("evaluation")
     @classmethod
