@@ -156,6 +156,21 @@ class ModelEvaluation:
 
 
 @dataclass(frozen=True)
+class InfraValidation:
+    """TFX InfraValidator's layout: `INFRA_BLESSED` or `INFRA_NOT_BLESSED`, and `infra_validation.json` with every
+    attempt (reason, load time, latencies, the server's log tail)."""
+
+    uri: str
+    partition: str
+    blessed: bool
+    candidate_uri: str
+    cache_key: str = ""
+
+    def report(self) -> dict:
+        return json.loads((Path(self.uri) / "infra_validation.json").read_text())
+
+
+@dataclass(frozen=True)
 class PushedModel:
     """TFX Pusher's result: the version now under `<serving>/<model_name>/<version>/`."""
 
@@ -170,7 +185,7 @@ class PushedModel:
 
 ARTIFACT_TYPES = {
     cls.__name__: cls
-    for cls in (Examples, Statistics, Schema, TransformGraph, Hyperparameters, Model, ModelEvaluation, PushedModel)
+    for cls in (Examples, Statistics, Schema, TransformGraph, Hyperparameters, Model, ModelEvaluation, InfraValidation, PushedModel)
 }
 MANIFEST = "artifact.json"
 

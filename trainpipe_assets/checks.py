@@ -1,12 +1,14 @@
-"""Asset checks, both blocking: `examples_valid` (TFX ExampleValidator) and `model_blessed` (no unblessed push)."""
+"""Asset checks, all blocking: `examples_valid` (TFX ExampleValidator), `model_blessed` and `infra_blessed` (no push
+of a model the Evaluator or the InfraValidator rejected)."""
 
 import warnings
 
 from dagster import AssetCheckExecutionContext, AssetCheckResult, MetadataValue, PreviewWarning, asset_check
 
 from .anomalies import anomalies_markdown, find_anomalies
-from .artifacts import ModelEvaluation, Statistics
+from .artifacts import InfraValidation, ModelEvaluation, Statistics
 from .assets.evaluation import model_evaluation as model_evaluation_asset
+from .assets.infra_validation import infra_validation as infra_validation_asset
 from .assets.statistics import statistics as statistics_asset
 from .config import TrainpipeConfig
 from .history import latest_materialization, materialized_path
@@ -50,4 +52,16 @@ def model_blessed(context: AssetCheckExecutionContext, model_evaluation: ModelEv
         passed=model_evaluation.blessed,
         metadata={"reasons": MetadataValue.md("\n".join(f"- {r}" for r in report["reasons"])), "candidate": MetadataValue.path(model_evaluation.candidate_uri)},
         description="; ".join(report["reasons"]),
+    )
+
+
+@asset_check(asset=infra_validation_asset, name="infra_blessed", blocking=True, partitions_def=daily_partitions)
+def infra_blessed(context: AssetCheckExecutionContext, infra_validation: InfraValidation) -> AssetCheckResult:
+    """Blocking: a model that did not load or answer in the sandboxed server is never pushed."""
+    report = infra_validation.report()
+    last = report["attempts"][-1]
+    return AssetCheckResult(
+        passed=infra_validation.blessed,
+        metadata={"attempts": len(report["attempts"]), "reason": last["reason"], "candidate": MetadataValue.path(infra_validation.candidate_uri)},
+        description=last["reason"],
     )

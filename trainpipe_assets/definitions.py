@@ -3,13 +3,14 @@ from dagster import Definitions
 
 from .assets.evaluation import model_evaluation
 from .assets.examples import examples
+from .assets.infra_validation import infra_validation
 from .assets.push import pushed_model
 from .assets.schema import schema
 from .assets.statistics import statistics
 from .assets.training import trained_model
 from .assets.transform import transform_graph
 from .assets.tuning import best_hyperparameters
-from .checks import examples_valid, model_blessed
+from .checks import examples_valid, infra_blessed, model_blessed
 from .config import TrainpipeConfig
 from .io_managers.artifact_dir import ArtifactDirIOManager
 from .io_managers.saved_model import SavedModelIOManager
@@ -23,9 +24,10 @@ from .sensors import new_data_sensor, retrain_on_new_data_sensor
 def build_definitions(trainpipe: TrainpipeConfig) -> Definitions:
     return Definitions(
         assets=[
-            examples, statistics, schema, transform_graph, best_hyperparameters, trained_model, model_evaluation, pushed_model,
+            examples, statistics, schema, transform_graph, best_hyperparameters, trained_model, model_evaluation, infra_validation,
+            pushed_model,
         ],
-        asset_checks=[examples_valid, model_blessed],
+        asset_checks=[examples_valid, model_blessed, infra_blessed],
         jobs=[ingest_job, training_job],
         sensors=[new_data_sensor, new_rows_sensor, retrain_on_new_data_sensor],
         schedules=[retraining_schedule],

@@ -15,10 +15,12 @@ ingest_job = define_asset_job(
 training_job = define_asset_job(
     "training_job",
     selection=AssetSelection.assets(
-        "schema", "transform_graph", "best_hyperparameters", "trained_model", "model_evaluation", "pushed_model"
+        "schema", "transform_graph", "best_hyperparameters", "trained_model", "model_evaluation", "infra_validation",
+        "pushed_model",
     ),
     partitions_def=daily_partitions,
     executor_def=in_process_executor,
     description="One training window ending at the partition: schema -> transform_graph -> best_hyperparameters -> "
-    "trained_model -> model_evaluation (model_blessed, blocking) -> pushed_model.",
+    "trained_model -> model_evaluation (model_blessed, blocking) -> infra_validation (infra_blessed, blocking) "
+    "-> pushed_model.",
 )

@@ -3,7 +3,7 @@ from pathlib import Path
 
 from dagster import AssetExecutionContext, Failure, MetadataValue, Output, asset
 
-from ..artifacts import Model, ModelEvaluation, PushedModel
+from ..artifacts import InfraValidation, Model, ModelEvaluation, PushedModel
 from ..atomic import write_text
 from ..cache import fingerprint, reusable
 from ..config import TrainpipeConfig
@@ -21,13 +21,16 @@ CODE_VERSION = "push-v1"
     code_version=CODE_VERSION,
 )
 def pushed_model(
-    context: AssetExecutionContext, trainpipe: TrainpipeConfig, trained_model: Model, model_evaluation: ModelEvaluation
+    context: AssetExecutionContext, trainpipe: TrainpipeConfig, trained_model: Model, model_evaluation: ModelEvaluation,
+    infra_validation: InfraValidation,
 ) -> Output[PushedModel]:
     """TFX Pusher: `$TRAINPIPE_HOME/serving/<model_name>/<version>/`, written atomically; keeps the last K versions."""
     if not model_evaluation.blessed:  # the blocking model_blessed check stops this first; never push regardless
         raise Failure(description=f"model {trained_model.uri} is not blessed; not pushing")
     if model_evaluation.candidate_uri != trained_model.uri:
         raise Failure(description=f"evaluation {model_evaluation.uri} judged {model_evaluation.candidate_uri}, not {trained_model.uri}")
+    if not infra_validation.blessed or infra_validation.candidate_uri != trained_model.uri:  # infra_blessed stops it first
+        raise Failure(description=f"model {trained_model.uri} did not pass infra validation ({infra_validation.uri}); not pushing")
     base = trainpipe.serving_dir
     # The same model pushed before (same cache key) and still on disk is not pushed again as a new version.
     key = fingerprint(CODE_VERSION, trained_model.cache_key or trained_model.uri, trainpipe.settings.model_name)

@@ -1,0 +1,74 @@
+"""`infra_validation` (TFX InfraValidator): the blessed candidate served by a sandboxed `trainpipe serve` process
+and queried with raw eval examples before it may be pushed."""
+import json
+import statistics as stats
+from pathlib import Path
+
+from dagster import AssetExecutionContext, AssetIn, Failure, MetadataValue, Output, asset
+
+from ..artifacts import Examples, InfraValidation, Model, ModelEvaluation
+from ..atomic import write_text
+from ..cache import fingerprint, reusable
+from ..config import TrainpipeConfig
+from ..feature_stats import read_records
+from ..infra_validator import validate
+from ..partitions import daily_partitions, training_window
+
+CODE_VERSION = "infra-validation-v1"
+
+
+@asset(
+    partitions_def=daily_partitions,
+    ins={"examples": AssetIn("examples", partition_mapping=training_window)},
+    io_manager_key="artifact_io_manager",
+    kinds={"tensorflow"},
+    group_name="deployment",
+    code_version=CODE_VERSION,
+)
+def infra_validation(
+    context: AssetExecutionContext, trainpipe: TrainpipeConfig, examples: Examples, trained_model: Model,
+    model_evaluation: ModelEvaluation,
+) -> Output[InfraValidation]:
+    """TFX InfraValidator: load the candidate in a separate server process (memory limit, loading deadline, retries)
+    and, in LOAD_AND_QUERY mode, send raw eval examples through :predict. Writes INFRA_BLESSED or INFRA_NOT_BLESSED;
+    the blocking `infra_blessed` check keeps a model that fails here from being pushed."""
+    settings = trainpipe.settings.infra_validation
+    if model_evaluation.candidate_uri != trained_model.uri:
+        raise Failure(allow_retries=False, description=f"evaluation {model_evaluation.uri} judged {model_evaluation.candidate_uri}, not {trained_model.uri}")
+    key = fingerprint(CODE_VERSION, settings.model_dump(), trained_model.cache_key or trained_model.uri, examples.fingerprints)
+    hit = reusable(context, key)
+    if hit:
+        return Output(hit[0], metadata=hit[1])
+    staging = trainpipe.staging_dir("infra_validation", context.partition_key, context.run.run_id)
+    sample = read_records(examples.file_patterns["eval"])[: settings.num_examples] if settings.mode == "LOAD_AND_QUERY" else []
+    if settings.mode == "LOAD_AND_QUERY" and not sample:
+        raise Failure(allow_retries=False, description=f"no eval examples in the window {examples.partitions} to query the model with")
+    if settings.enabled:
+        verdict = validate(trained_model.serving_model_dir, trainpipe.settings.model_name, sample, settings, staging / "sandbox")
+        blessed, attempts = verdict.blessed, verdict.to_json()["attempts"]
+    else:
+        blessed, attempts = True, [{"ok": True, "reason": "infra_validation.enabled is false: not validated", "latencies_ms": [], "log_tail": ""}]
+    last = attempts[-1]
+    write_text(staging / "infra_validation.json", json.dumps({"blessed": blessed, "mode": settings.mode, "attempts": attempts}, indent=2))
+    write_text(staging / ("INFRA_BLESSED" if blessed else "INFRA_NOT_BLESSED"), "")
+    latencies = last["latencies_ms"]
+    metadata = {
+        "infra_blessed": blessed,
+        "mode": settings.mode,
+        "reason": last["reason"],
+        "attempts": len(attempts),
+        "attempt_reasons": MetadataValue.md("\n".join(f"{i + 1}. {a['reason']}" for i, a in enumerate(attempts))),
+        "server_log_tail": MetadataValue.md(f"```\n{last['log_tail'].strip()[-2000:] or '(empty)'}\n```"),
+        "queried_examples": len(latencies),
+        "cache_key": key,
+        "cached": False,
+    }
+    if last.get("load_seconds") is not None:
+        metadata["load_seconds"] = round(last["load_seconds"], 2)
+    if latencies:
+        metadata["latency_p50_ms"] = round(stats.median(latencies), 2)
+        metadata["latency_max_ms"] = round(max(latencies), 2)
+    return Output(
+        InfraValidation(uri=str(staging), partition=context.partition_key, blessed=blessed, candidate_uri=trained_model.uri, cache_key=key),
+        metadata=metadata,
+    )
