@@ -110,7 +110,7 @@ def _write_predict_request(trainpipe, day: str) -> Path:
 
 
 def _train(defs, window_end: str, instance):
-    print(f"\ntraining_job for the window ending {window_end} (schema -> transform -> tune -> train -> evaluate -> push):")
+    print(f"\ntraining_job for the window ending {window_end} (schema -> transform -> tune -> train -> evaluate -> infra-validate -> push):")
     result, failures = _run_partition(defs, "training_job", window_end, instance)
     shown = {
         "schema": ("features", "source"),
@@ -118,6 +118,7 @@ def _train(defs, window_end: str, instance):
         "best_hyperparameters": ("mode", "num_trials", "best_hyperparameters"),
         "trained_model": ("parameters", "metric_validation_binary_accuracy"),
         "model_evaluation": ("blessed", "baseline_version", "candidate_accuracy", "candidate_auc"),
+        "infra_validation": ("infra_blessed", "load_seconds", "latency_p50_ms"),
         "pushed_model": ("version", "serving_path"),
     }
     for event in result.get_asset_materialization_events():
@@ -209,13 +210,20 @@ def cmd_diff(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from .serving.server import serve
+    from .serving.server import BatchingOptions, serve
 
     if not Path(args.model_base_path).is_dir():
         raise ValueError(f"--model-base-path {args.model_base_path} is not a folder")
-    print(f"serving {args.model_name} from {args.model_base_path} on http://{args.host}:{args.port}/v1/models/{args.model_name}", flush=True)
+    if args.max_batch_size < 1 or args.batch_timeout_micros < 0 or (args.num_batch_threads is not None and args.num_batch_threads < 1):
+        raise ValueError("--max-batch-size and --num-batch-threads must be at least 1, --batch-timeout-micros at least 0")
+    batching = None
+    if args.enable_batching:
+        batching = BatchingOptions(args.max_batch_size, args.batch_timeout_micros,
+                                   args.num_batch_threads or BatchingOptions.num_batch_threads)
+    print(f"serving {args.model_name} from {args.model_base_path} on http://{args.host}:{args.port}/v1/models/{args.model_name}"
+          + (f" (batching: {batching})" if batching else ""), flush=True)
     serve(args.model_name, Path(args.model_base_path), args.host, args.port, args.poll_seconds,
-          Path(args.labels_file) if args.labels_file else None, args.max_body_bytes)
+          Path(args.labels_file) if args.labels_file else None, args.max_body_bytes, batching)
     return 0
 
 
@@ -268,6 +276,10 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--poll-seconds", type=float, default=2.0, help="how often new versions and the pin are picked up")
     serve.add_argument("--labels-file", help='JSON {"stable": 1, "canary": 2}')
     serve.add_argument("--max-body-bytes", type=int, default=10 << 20)
+    serve.add_argument("--enable-batching", action="store_true", help="merge concurrent :predict requests into one model call")
+    serve.add_argument("--max-batch-size", type=int, default=32, help="rows per merged call (with --enable-batching)")
+    serve.add_argument("--batch-timeout-micros", type=int, default=1000, help="how long a batch waits for more requests")
+    serve.add_argument("--num-batch-threads", type=int, help="merged calls run in parallel (default: number of CPUs)")
     serve.set_defaults(func=cmd_serve)
 
     diff = sub.add_parser("diff", help="two pushed versions side by side")

@@ -5,18 +5,40 @@ from __future__ import annotations
 import json
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
 from ..serving_versions import list_versions, read_pin
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class LoadedVersion:
     version: int
     model: Any
     loaded_at: float
+    methods: dict = field(default_factory=dict)  # signature name -> method_name ("tensorflow/serving/classify", ...)
+
+
+def signature_methods(path: Path) -> dict[str, str]:
+    """Each signature's method_name, which tf.saved_model.load does not expose: read from saved_model.pb."""
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    proto = saved_model_pb2.SavedModel.FromString((path / "saved_model.pb").read_bytes())
+    return {k: v.method_name for graph in proto.meta_graphs for k, v in graph.signature_def.items()}
+
+
+def warm_up(model: Any) -> None:
+    """Call every signature once on an empty batch, so the first request does not pay for graph optimisation.
+    Best effort: a signature that rejects an empty batch is simply left cold."""
+    import tensorflow as tf
+
+    for signature in model.signatures.values():
+        try:
+            specs = signature.structured_input_signature[1]
+            signature(**{k: tf.zeros([0] + [d or 1 for d in s.shape[1:]], s.dtype) for k, s in specs.items()})
+        except Exception:
+            pass
 
 
 class ModelStore:
@@ -29,10 +51,12 @@ class ModelStore:
     def _load(self, version: int) -> LoadedVersion:
         import tensorflow as tf
 
-        model = tf.saved_model.load(str(self.base / str(version)))
+        path = self.base / str(version)
+        model = tf.saved_model.load(str(path))
         if "serving_default" not in model.signatures:
             raise ValueError(f"version {version} has no serving_default signature")
-        return LoadedVersion(version, model, time.time())
+        warm_up(model)
+        return LoadedVersion(version, model, time.time(), signature_methods(path))
 
     def refresh(self) -> None:
         """Load versions that appeared, drop those that are gone; a failed load is reported and skipped."""

@@ -1,35 +1,14 @@
 """`trainpipe serve` as a real server process, over real HTTP, on the pipeline's pushed model."""
-import base64
 import json
 import shutil
-import socket
-import subprocess
-import sys
 import time
-import urllib.error
 import urllib.request
-from pathlib import Path
 
 import pytest
 
 from trainpipe_assets.feature_stats import read_records
 from trainpipe_assets_tests.conftest import DAYS
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def call(url, body=None, raw=None):
-    data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
-    request = urllib.request.Request(url, data=data, method="POST" if data is not None else "GET")
-    try:
-        with urllib.request.urlopen(request, timeout=60) as response:
-            return response.status, json.loads(response.read())
-    except urllib.error.HTTPError as e:
-        return e.code, json.loads(e.read())
+from trainpipe_assets_tests.serving.helpers import Server, b64, call, wait_healthy
 
 
 @pytest.fixture(scope="module")
@@ -37,30 +16,10 @@ def server(pipeline, tmp_path_factory):
     base = tmp_path_factory.mktemp("serving") / "trips_model"
     shutil.copytree(pipeline["home"] / "serving" / "trips_model" / "1", base / "1")
     (base.parent / "labels.json").write_text(json.dumps({"stable": 1}))
-    port = free_port()
-    proc = subprocess.Popen(
-        [str(Path(sys.executable).parent / "trainpipe"), "serve", "--model-name", "trips_model", "--model-base-path", str(base),
-         "--port", str(port), "--poll-seconds", "0.5", "--labels-file", str(base.parent / "labels.json"), "--max-body-bytes", "200000"],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-    )
-    root = f"http://127.0.0.1:{port}"
-    for _ in range(240):
-        try:
-            if call(f"{root}/healthz")[0] == 200:
-                break
-        except OSError:
-            pass
-        time.sleep(0.25)
-    else:
-        proc.kill()
-        pytest.fail("server did not become healthy: " + proc.stdout.read().decode()[-2000:])
-    yield {"root": root, "base": base, "examples": read_records([str(pipeline["home"] / "artifacts/examples" / DAYS[0] / "Split-eval" / "*.gz")])[:5]}
-    proc.terminate()
-    proc.wait(timeout=30)
-
-
-def b64(records):
-    return [{"b64": base64.b64encode(r).decode()} for r in records]
+    server = Server(base, "--poll-seconds", "0.5", "--labels-file", str(base.parent / "labels.json"), "--max-body-bytes", "200000")
+    wait_healthy(server)
+    yield {"root": server.root, "base": base, "examples": read_records([str(pipeline["home"] / "artifacts/examples" / DAYS[0] / "Split-eval" / "*.gz")])[:5]}
+    server.stop()
 
 
 def test_status_and_metadata(server):
@@ -69,6 +28,7 @@ def test_status_and_metadata(server):
     code, meta = call(f"{server['root']}/v1/models/trips_model/versions/1/metadata")
     signature = meta["metadata"]["signature_def"]["signature_def"]["serving_default"]
     assert code == 200 and signature["inputs"]["examples"]["dtype"] == "DT_STRING" and "outputs" in signature["outputs"]
+    assert signature["method_name"] == "tensorflow/serving/predict"  # read from saved_model.pb
 
 
 def test_predict_row_and_columnar_with_b64_examples(server):
@@ -88,6 +48,9 @@ def test_error_codes(server):
     assert call(f"{root}/v1/models/trips_model/versions/9")[0] == 404
     assert call(f"{root}/v1/models/trips_model/labels/canary")[0] == 404
     assert call(f"{root}/v1/models/trips_model:predict", raw=b" " * 300_000)[0] == 413
+    for method in ("classify", "regress"):  # the model has only a predict signature
+        code, body = call(f"{root}/v1/models/trips_model:{method}", {"examples": [{"trip_miles": 1.5}]})
+        assert code == 400 and f"method_name tensorflow/serving/{method}" in body["error"]
 
 
 def test_a_new_version_is_picked_up_and_the_pin_is_honoured(server):
