@@ -198,3 +198,49 @@ def to_manifest(artifact: Any, **overrides: Any) -> str:
 def from_manifest(text: str) -> Any:
     data = json.loads(text)
     return ARTIFACT_TYPES[data["type"]](**data["fields"])
+
+
+@dataclass(frozen=True)
+class BatchPredictions:
+    """TFX BulkInferrer's result, as Parquet: `predictions/*.parquet`, one row per example (its split, its position
+    in the split's files, one column per output of serving_default)."""
+
+    uri: str
+    partition: str
+    model_version: int
+    serving_path: str
+    row_counts: dict[str, int]
+    output_keys: list[str]
+    cache_key: str = ""
+
+    @property
+    def predictions_dir(self) -> Path:
+        return Path(self.uri) / "predictions"
+
+    def load(self):
+        """Every prediction as one pyarrow Table, sorted by split and index."""
+        import pyarrow.parquet as pq
+
+        return pq.read_table(self.predictions_dir).sort_by([("split", "ascending"), ("index", "ascending")])
+
+
+@dataclass(frozen=True)
+class ServingPerformance:
+    """Evaluation after deployment: `performance.json`, the serving model's metrics on a labelled day."""
+
+    uri: str
+    partition: str
+    model_version: int
+    metrics: dict[str, float | None]
+    degraded: bool
+    reasons: list[str]
+
+    @property
+    def report_path(self) -> Path:
+        return Path(self.uri) / "performance.json"
+
+    def report(self) -> dict:
+        return json.loads(self.report_path.read_text())
+
+
+ARTIFACT_TYPES.update({cls.__name__: cls for cls in (BatchPredictions, ServingPerformance)})

@@ -79,6 +79,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     serving = current_baseline(instance, trainpipe.serving_dir)
     print("\nserving now: " + (f"{trainpipe.settings.model_name} version {serving.version} at {serving.serving_path}" if serving else "nothing (no model was blessed)"))
     if serving:
+        _score_day(defs, days[-1], instance)
         request = _write_predict_request(trainpipe, days[-1])
         name = trainpipe.settings.model_name
         print(
@@ -94,6 +95,21 @@ def cmd_demo(args: argparse.Namespace) -> int:
         f"--tags '{{\"dagster/partition\": \"{days[-1]}\"}}'"
     )
     return 0 if ingested and serving is not None else 1
+
+
+def _score_day(defs, day: str, instance) -> None:
+    print(f"\nbatch_inference_job for {day} (batch_predictions on Beam, serving_model_performance):")
+    result, failures = _run_partition(defs, "batch_inference_job", day, instance)
+    mats = {e.asset_key.to_user_string(): e.materialization.metadata for e in result.get_asset_materialization_events()}
+    if "batch_predictions" in mats:
+        md = mats["batch_predictions"]
+        print(f"  batch_predictions: {md['rows'].value} rows scored by version {md['model_version'].value} ({md['rows_per_second'].value} rows/s)")
+    if "serving_model_performance" in mats:
+        md = mats["serving_model_performance"]
+        accuracy = md["metric_accuracy"].value if "metric_accuracy" in md else None
+        print(f"  serving_model_performance: version {md['model_version'].value} accuracy={accuracy and round(accuracy, 4)} degraded={md['degraded'].value}")
+    for failure in failures:
+        print(f"    {failure}")
 
 
 def _write_predict_request(trainpipe, day: str) -> Path:
