@@ -4,9 +4,10 @@ raw examples through TF Serving's REST API. Retried up to `num_tries`; the verdi
 from __future__ import annotations
 
 import base64
+import http.client
 import json
 import math
-import resource
+import os
 import shutil
 import socket
 import subprocess
@@ -14,6 +15,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
@@ -22,6 +24,7 @@ from .config import InfraValidationSettings
 
 LOG_TAIL_CHARS = 3000
 SANDBOX_VERSION = 1
+HTTP_ERRORS = (OSError, http.client.HTTPException, ValueError)  # refused, reset, timed out, not JSON
 
 
 @dataclass
@@ -53,6 +56,7 @@ def free_port() -> int:
 
 
 def _http(url: str, body: Optional[dict] = None, timeout: float = 30.0) -> tuple[int, dict]:
+    """(status, JSON body); (0, {"error": ...}) when there is no HTTP answer at all."""
     data = None if body is None else json.dumps(body).encode()
     request = urllib.request.Request(url, data=data, method="GET" if body is None else "POST")
     try:
@@ -61,16 +65,10 @@ def _http(url: str, body: Optional[dict] = None, timeout: float = 30.0) -> tuple
     except urllib.error.HTTPError as e:
         try:
             return e.code, json.loads(e.read())
-        except ValueError:
+        except HTTP_ERRORS:
             return e.code, {"error": f"HTTP {e.code}"}
-
-
-def _limit_memory(megabytes: int):
-    def apply() -> None:  # runs in the child between fork and exec
-        limit = megabytes << 20
-        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
-
-    return apply
+    except HTTP_ERRORS as e:
+        return 0, {"error": f"{type(e).__name__}: {e}"}
 
 
 def _tail(log: Path) -> str:
@@ -107,50 +105,48 @@ def _check_predictions(body: dict, expected_rows: int) -> Optional[str]:
 def _attempt(base: Path, model_name: str, examples: list[bytes], settings: InfraValidationSettings, log: Path) -> Attempt:
     port = free_port()
     root = f"http://127.0.0.1:{port}"
+    # The sandbox: a launcher that applies the address-space limit and dies with this process, then `trainpipe serve`.
     command = [
-        sys.executable, "-m", "trainpipe_assets.cli", "serve", "--model-name", model_name,
-        "--model-base-path", str(base), "--port", str(port), "--poll-seconds", "0.5",
+        sys.executable, "-m", "trainpipe_assets.serving.sandbox", "--memory-limit-mb", str(settings.memory_limit_mb), "--",
+        "serve", "--model-name", model_name, "--model-base-path", str(base), "--port", str(port), "--poll-seconds", "0.5",
     ]
+    env = {**os.environ, "MALLOC_ARENA_MAX": "2"}  # glibc's per-thread arenas would count against the limit
     started = time.perf_counter()
     with open(log, "ab") as out:
-        server = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, preexec_fn=_limit_memory(settings.memory_limit_mb))
+        server = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env)
+
+    def failed(reason: str, load_seconds: Optional[float] = None, latencies: list[float] = ()) -> Attempt:
+        if server.poll() is not None:
+            reason += f" (server process exited with code {server.returncode})"
+        return Attempt(False, reason, load_seconds, list(latencies), _tail(log))
+
     try:
-        while True:
-            elapsed = time.perf_counter() - started
+        while True:  # ready = this model's status answers; another server on the port would answer 404
             if server.poll() is not None:
-                return Attempt(False, f"server process exited with code {server.returncode} while loading", log_tail=_tail(log))
-            if elapsed > settings.max_loading_time_seconds:
-                return Attempt(False, f"model not loaded within max_loading_time_seconds={settings.max_loading_time_seconds:g}", log_tail=_tail(log))
-            try:
-                code, health = _http(f"{root}/healthz", timeout=5)
-            except OSError:
-                code, health = 0, {}
+                return failed("server process ended while loading")
+            if time.perf_counter() - started > settings.max_loading_time_seconds:
+                return failed(f"model not loaded within max_loading_time_seconds={settings.max_loading_time_seconds:g}")
+            code, health = _http(f"{root}/healthz", timeout=5)
             if health.get("errors"):
-                return Attempt(False, f"version failed to load: {health['errors']}", log_tail=_tail(log))
-            if code == 200:
+                return failed(f"version failed to load: {health['errors']}")
+            if code == 200 and _http(f"{root}/v1/models/{model_name}", timeout=5)[0] == 200:
                 break
             time.sleep(0.25)
         load_seconds = time.perf_counter() - started
         if settings.mode == "LOAD_ONLY":
             return Attempt(True, f"loaded in {load_seconds:.1f} s", load_seconds, log_tail=_tail(log))
-        latencies = []
-        for record in examples:  # one example per request, as an online client sends them
+        latencies: list[float] = []
+        for batch in [[r] for r in examples] + [examples]:  # one example per request, as online clients send; then all
             t0 = time.perf_counter()
-            try:
-                code, body = _http(f"{root}/v1/models/{model_name}:predict", {"instances": [{"b64": base64.b64encode(record).decode()}]})
-            except OSError as e:
-                code, body = 0, {"error": f"{type(e).__name__}: {e}"}
-            latencies.append((time.perf_counter() - t0) * 1000)
-            problem = body.get("error") if code != 200 else _check_predictions(body, 1)
+            code, body = _http(f"{root}/v1/models/{model_name}:predict", {"instances": [{"b64": base64.b64encode(r).decode()} for r in batch]})
+            if len(batch) == 1:
+                latencies.append((time.perf_counter() - t0) * 1000)
+            problem = (body.get("error") or f"HTTP {code}") if code != 200 else _check_predictions(body, len(batch))
             if server.poll() is not None:
-                problem = f"server process exited with code {server.returncode} while answering"
+                problem = "server process ended while answering"
             if problem:
-                return Attempt(False, f":predict failed (HTTP {code}): {problem}", load_seconds, latencies, _tail(log))
-        batch = {"instances": [{"b64": base64.b64encode(r).decode()} for r in examples]}
-        code, body = _http(f"{root}/v1/models/{model_name}:predict", batch)
-        problem = body.get("error") if code != 200 else _check_predictions(body, len(examples))
-        if problem:
-            return Attempt(False, f":predict of {len(examples)} examples failed (HTTP {code}): {problem}", load_seconds, latencies, _tail(log))
+                what = ":predict" if len(batch) == 1 else f":predict of {len(batch)} examples"
+                return failed(f"{what} failed (HTTP {code}): {problem}", load_seconds, latencies)
         return Attempt(True, f"loaded in {load_seconds:.1f} s; {len(examples)} examples answered", load_seconds, latencies, _tail(log))
     finally:
         if server.poll() is None:
@@ -163,18 +159,20 @@ def _attempt(base: Path, model_name: str, examples: list[bytes], settings: Infra
 
 
 def validate(saved_model_dir: Path, model_name: str, examples: list[bytes], settings: InfraValidationSettings, workdir: Path) -> InfraVerdict:
-    """Copy the candidate into a private model base path and try to serve it, up to `num_tries` times."""
+    """Copy the candidate into a private model base path and try to serve it, up to `num_tries` times. The sandbox
+    serves it under a name of its own, so no other server that happens to take the port can answer for it."""
     if settings.mode == "LOAD_AND_QUERY" and not examples:
         raise ValueError("LOAD_AND_QUERY needs at least one example")
-    base = Path(workdir) / "model_base" / model_name
-    if base.exists():
-        shutil.rmtree(base)
-    shutil.copytree(saved_model_dir, base / str(SANDBOX_VERSION))
-    attempts = []
-    for n in range(settings.num_tries):
-        attempt = _attempt(base, model_name, examples, settings, Path(workdir) / f"server-{n + 1}.log")
-        attempts.append(attempt)
-        if attempt.ok:
-            break
-    shutil.rmtree(base.parent, ignore_errors=True)
+    sandbox_name = f"{model_name}-infra-{uuid.uuid4().hex[:8]}"
+    base = Path(workdir) / "model_base" / sandbox_name
+    attempts: list[Attempt] = []
+    try:
+        shutil.copytree(saved_model_dir, base / str(SANDBOX_VERSION))
+        for n in range(settings.num_tries):
+            attempt = _attempt(base, sandbox_name, examples, settings, Path(workdir) / f"server-{n + 1}.log")
+            attempts.append(attempt)
+            if attempt.ok:
+                break
+    finally:
+        shutil.rmtree(base.parent, ignore_errors=True)  # the copy; the server logs stay
     return InfraVerdict(attempts[-1].ok, attempts)

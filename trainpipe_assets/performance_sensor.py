@@ -8,7 +8,7 @@ cache, so the retrain only does work when that window holds data the serving mod
 """
 from dagster import AssetKey, AssetRecordsFilter, RunRequest, SensorEvaluationContext, SensorResult, sensor
 
-from .history import metadata_value
+from .history import current_baseline, metadata_value
 from .jobs import training_job
 from .partitions import daily_partitions
 
@@ -40,8 +40,13 @@ def retrain_on_degradation_sensor(context: SensorEvaluationContext) -> SensorRes
         return SensorResult(skip_reason="no new serving_model_performance materialization", cursor=context.cursor)
     cursor = str(records[-1].storage_id)
     degraded = [r for r in records if metadata_value(r.asset_materialization.metadata, "degraded") is True]
+    # A backfilled day scored with a version that no longer serves says nothing about the model serving now.
+    serving = current_baseline(context.instance)
+    stale = [r for r in degraded if serving is not None and metadata_value(r.asset_materialization.metadata, "model_version") != serving.version]
+    degraded = [r for r in degraded if r not in stale]
     if not degraded:
-        return SensorResult(skip_reason=f"{len(records)} new serving_model_performance materialization(s), none degraded", cursor=cursor)
+        note = f" ({len(stale)} degraded with a version no longer serving)" if stale else ""
+        return SensorResult(skip_reason=f"{len(records)} new serving_model_performance materialization(s), none degraded{note}", cursor=cursor)
     reason = " | ".join(_reason(r) for r in degraded)
     if len(reason) > MAX_REASON_CHARS:
         reason = reason[: MAX_REASON_CHARS - 1] + "…"

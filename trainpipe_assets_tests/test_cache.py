@@ -13,7 +13,7 @@ from trainpipe_assets.sample_data import write_days
 from trainpipe_assets_tests.conftest import make_config, write_config
 
 DAY = "2024-03-02"
-CHAIN = ["schema", "transform_graph", "best_hyperparameters", "trained_model", "model_evaluation", "pushed_model"]
+CHAIN = ["schema", "transform_graph", "best_hyperparameters", "trained_model", "model_evaluation", "infra_validation", "pushed_model"]
 
 
 def test_function_fingerprint_follows_helpers_and_constants(tmp_path):
@@ -75,7 +75,7 @@ def test_editing_only_run_fn_retrains_but_reuses_transform_and_tuning(cached):
     module.write_text(module.read_text().replace("    model.fit(\n", "    # trained once more\n    model.fit(\n"))
     _, flags, _ = cached["train"]()
     assert flags["schema"] and flags["transform_graph"] and flags["best_hyperparameters"]
-    assert not flags["trained_model"] and not flags["model_evaluation"]
+    assert not flags["trained_model"] and not flags["model_evaluation"] and not flags["infra_validation"]
 
 
 def test_a_forced_rerun_makes_new_artifacts(cached):

@@ -62,3 +62,20 @@ def test_no_degraded_day_skips_and_moves_the_cursor(instance):
     measured(instance, "2024-03-02", True, "- accuracy 0.1000 is below its floor 0.6 (monitoring.floors)")
     [request] = tick(instance, first.cursor).run_requests  # only what came after the cursor
     assert request.tags["trainpipe/degraded_days"] == "2024-03-02"
+
+
+def pushed(instance, version: int) -> None:
+    instance.report_runless_asset_event(
+        AssetMaterialization("pushed_model", partition="2024-03-04", metadata={"version": version, "serving_path": MetadataValue.path(f"/serving/m/{version}")})
+    )
+
+
+def test_a_day_degraded_under_a_version_no_longer_serving_does_not_retrain(instance):
+    pushed(instance, 4)
+    measured(instance, "2024-03-01", True, "- accuracy 0.5000 is below its floor 0.6 (monitoring.floors)")  # version 3
+    result = tick(instance)
+    assert not result.run_requests and "1 degraded with a version no longer serving" in result.skip_reason.skip_message
+    pushed(instance, 3)  # rolled back: version 3 serves again, and its degradation counts
+    measured(instance, "2024-03-02", True, "- accuracy 0.5000 is below its floor 0.6 (monitoring.floors)")
+    [request] = tick(instance, result.cursor).run_requests
+    assert request.tags["trainpipe/degraded_days"] == "2024-03-02"

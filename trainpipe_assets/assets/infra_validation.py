@@ -37,11 +37,12 @@ def infra_validation(
         raise Failure(allow_retries=False, description=f"evaluation {model_evaluation.uri} judged {model_evaluation.candidate_uri}, not {trained_model.uri}")
     key = fingerprint(CODE_VERSION, settings.model_dump(), trained_model.cache_key or trained_model.uri, examples.fingerprints)
     hit = reusable(context, key)
-    if hit:
+    if hit and hit[0].blessed:  # a failed verdict is never reused: the next run tries again
         return Output(hit[0], metadata=hit[1])
     staging = trainpipe.staging_dir("infra_validation", context.partition_key, context.run.run_id)
-    sample = read_records(examples.file_patterns["eval"])[: settings.num_examples] if settings.mode == "LOAD_AND_QUERY" else []
-    if settings.mode == "LOAD_AND_QUERY" and not sample:
+    query = settings.enabled and settings.mode == "LOAD_AND_QUERY"
+    sample = read_records(examples.file_patterns["eval"], limit=settings.num_examples) if query else []
+    if query and not sample:
         raise Failure(allow_retries=False, description=f"no eval examples in the window {examples.partitions} to query the model with")
     if settings.enabled:
         verdict = validate(trained_model.serving_model_dir, trainpipe.settings.model_name, sample, settings, staging / "sandbox")

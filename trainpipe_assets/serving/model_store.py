@@ -3,6 +3,7 @@ when a new one fails to load. Follows TF Serving's layout, the rollback pin and 
 from __future__ import annotations
 
 import json
+import logging
 import threading
 import time
 from dataclasses import dataclass, field
@@ -41,11 +42,15 @@ def warm_up(model: Any) -> None:
             pass
 
 
+RETRY_FAILED_SECONDS = 30.0
+
+
 class ModelStore:
     def __init__(self, name: str, base: Path, labels_file: Optional[Path] = None):
         self.name, self.base, self.labels_file = name, Path(base), labels_file
         self._versions: dict[int, LoadedVersion] = {}
         self.errors: dict[int, str] = {}
+        self._failed_at: dict[int, float] = {}
         self._lock = threading.Lock()
 
     def _load(self, version: int) -> LoadedVersion:
@@ -58,19 +63,24 @@ class ModelStore:
         warm_up(model)
         return LoadedVersion(version, model, time.time(), signature_methods(path))
 
-    def refresh(self) -> None:
-        """Load versions that appeared, drop those that are gone; a failed load is reported and skipped."""
+    def refresh(self, retry_failed_after: float = RETRY_FAILED_SECONDS) -> None:
+        """Load versions that appeared, drop those that are gone; a failed load is reported, skipped, and retried
+        after `retry_failed_after` seconds (it may have failed for want of memory)."""
         on_disk = set(list_versions(self.base))
         loaded = dict(self._versions)
-        for version in sorted(on_disk - set(loaded) - set(self.errors)):
+        now = time.time()
+        errors = {v: e for v, e in self.errors.items() if v in on_disk and now - self._failed_at.get(v, now) < retry_failed_after}
+        for version in sorted(on_disk - set(loaded) - set(errors)):
             try:
                 loaded[version] = self._load(version)
             except Exception as e:  # a broken version must not take the server down
-                self.errors[version] = f"{type(e).__name__}: {e}"
+                errors[version] = f"{type(e).__name__}: {e}"
+                self._failed_at[version] = now
         for version in set(loaded) - on_disk:
             del loaded[version]
         with self._lock:
             self._versions = loaded  # one assignment: requests see the old dict or the new one
+            self.errors = errors  # the same for the errors /healthz reports
 
     def versions(self) -> dict[int, LoadedVersion]:
         return self._versions
@@ -92,7 +102,10 @@ class ModelStore:
         def loop():
             while True:
                 time.sleep(poll_seconds)
-                self.refresh()
+                try:
+                    self.refresh()
+                except Exception:  # e.g. the base path unreadable for a moment: keep watching
+                    logging.getLogger(__name__).exception("refreshing %s failed", self.base)
 
         thread = threading.Thread(target=loop, daemon=True, name="model-store-watch")
         thread.start()

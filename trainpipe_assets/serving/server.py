@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import logging
 import os
 import re
 import threading
@@ -47,7 +48,10 @@ class ApiError(Exception):
 
 def _decode(value: Any) -> Any:
     if isinstance(value, dict) and set(value) == {"b64"}:
-        return base64.b64decode(value["b64"])
+        try:
+            return base64.b64decode(value["b64"], validate=True)
+        except (TypeError, ValueError) as e:  # binascii.Error is a ValueError
+            raise ApiError(400, f"bad {{\"b64\": ...}} value: {e}")
     if isinstance(value, dict):
         return {k: _decode(v) for k, v in value.items()}
     if isinstance(value, list):
@@ -339,11 +343,18 @@ def build_app(store: ModelStore, max_body_bytes: int = 10 << 20, batching: Optio
                 route = suffix.lstrip(":") or "post"
                 if suffix not in (":predict", ":classify", ":regress"):
                     raise ApiError(404, f"no such route: POST {request.url.path}")
-                if int(request.headers.get("content-length") or 0) > max_body_bytes:
+                length = request.headers.get("content-length") or "0"
+                if not length.isdigit():
+                    raise ApiError(400, f"bad content-length header {length!r}")
+                if int(length) > max_body_bytes:
                     raise ApiError(413, f"request body over {max_body_bytes} bytes")
-                raw = await request.body()
-                if len(raw) > max_body_bytes:
-                    raise ApiError(413, f"request body over {max_body_bytes} bytes")
+                chunks, size = [], 0
+                async for chunk in request.stream():  # a chunked body has no content-length: count as it comes
+                    size += len(chunk)
+                    if size > max_body_bytes:
+                        raise ApiError(413, f"request body over {max_body_bytes} bytes")
+                    chunks.append(chunk)
+                raw = b"".join(chunks)
                 try:
                     body = json.loads(raw)
                 except ValueError as e:
@@ -375,6 +386,10 @@ def build_app(store: ModelStore, max_body_bytes: int = 10 << 20, batching: Optio
         except ApiError as e:
             code = e.status
             return JSONResponse({"error": e.message}, status_code=e.status)
+        except Exception as e:  # a bug or an unexpected TensorFlow error: still JSON, and counted as a 500
+            code = 500
+            logging.getLogger(__name__).exception("%s %s failed", request.method, request.url.path)
+            return JSONResponse({"error": f"internal error: {type(e).__name__}: {str(e)[:300]}"}, status_code=500)
         finally:
             metrics.observe(route, code, time.perf_counter() - started)
 
@@ -382,7 +397,7 @@ def build_app(store: ModelStore, max_body_bytes: int = 10 << 20, batching: Optio
         serving = store.serving()
         body = {"status": "ok" if serving else "loading", "serving_version": serving and serving.version}
         if store.errors:  # versions that failed to load, e.g. for the infra validator to stop waiting
-            body["errors"] = {str(v): e for v, e in store.errors.items()}
+            body["errors"] = {str(v): e for v, e in dict(store.errors).items()}
         return JSONResponse(body, status_code=200 if serving else 503)
 
     async def prometheus(request: Request):

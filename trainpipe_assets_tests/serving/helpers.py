@@ -4,6 +4,7 @@ import json
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -36,11 +37,17 @@ class Server:
     def __init__(self, base: Path, *args: str, name: str = "trips_model"):
         port = free_port()
         self.root = f"http://127.0.0.1:{port}"
-        self.proc = subprocess.Popen(
-            [str(Path(sys.executable).parent / "trainpipe"), "serve", "--model-name", name, "--model-base-path", str(base),
-             "--port", str(port), *args],
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-        )
+        # Output to a file, not a pipe nobody reads (a full pipe would block the server).
+        self.log = Path(tempfile.mkstemp(prefix=f"trainpipe-serve-{port}-", suffix=".log")[1])
+        with open(self.log, "wb") as out:
+            self.proc = subprocess.Popen(
+                [str(Path(sys.executable).parent / "trainpipe"), "serve", "--model-name", name, "--model-base-path", str(base),
+                 "--port", str(port), *args],
+                stdout=out, stderr=subprocess.STDOUT,
+            )
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
 
     def metrics(self) -> str:
         return urllib.request.urlopen(f"{self.root}/metrics", timeout=30).read().decode()
@@ -51,6 +58,7 @@ class Server:
             self.proc.wait(timeout=30)
         except subprocess.TimeoutExpired:
             self.proc.kill()
+            self.proc.wait()
 
 
 def wait_healthy(*servers: Server, seconds: float = 90) -> None:
@@ -66,4 +74,4 @@ def wait_healthy(*servers: Server, seconds: float = 90) -> None:
     if pending:
         for server in servers:
             server.stop()
-        pytest.fail("server did not become healthy: " + pending[0].proc.stdout.read().decode()[-2000:])
+        pytest.fail("server did not become healthy: " + pending[0].output()[-2000:])

@@ -42,9 +42,9 @@ def test_batches_close_when_full_or_timed_out_and_never_mix_keys():
 
 
 def test_a_batch_that_times_out_while_the_worker_is_busy_keeps_filling():
-    # the first call holds the only worker for 0.15 s; requests arriving meanwhile form ONE batch, not several
+    # the first call holds the only worker for 0.8 s; requests arriving meanwhile form ONE batch, not several
     requests = [("a", 1, 0)] + [("a", 1, 0.03 + 0.01 * i) for i in range(8)]
-    _, calls = run_batcher(requests, max_batch_size=32, timeout=0.005, work_seconds=0.15)
+    _, calls = run_batcher(requests, max_batch_size=32, timeout=0.005, work_seconds=0.8)
     assert [len(c) for c in calls] == [1, 8]
 
 

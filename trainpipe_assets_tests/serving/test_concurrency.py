@@ -61,7 +61,10 @@ def test_both_servers_pick_up_a_pushed_version_without_a_failed_request(servers)
 
     def client(root):
         while not stop.is_set():
-            code, answer = call(f"{root}/v1/models/trips_model:predict", body)
+            try:
+                code, answer = call(f"{root}/v1/models/trips_model:predict", body)
+            except Exception as e:  # refused, reset, not JSON: all failures
+                code, answer = None, repr(e)
             if code != 200:
                 failures.append((root, code, answer))
             done[root] += 1

@@ -48,6 +48,20 @@ def test_error_codes(server):
     assert call(f"{root}/v1/models/trips_model/versions/9")[0] == 404
     assert call(f"{root}/v1/models/trips_model/labels/canary")[0] == 404
     assert call(f"{root}/v1/models/trips_model:predict", raw=b" " * 300_000)[0] == 413
+    bad_b64 = call(f"{root}/v1/models/trips_model:predict", {"instances": [{"b64": "not base64!"}]})
+    assert bad_b64[0] == 400 and "b64" in bad_b64[1]["error"]
+    assert chunked_post(f"{root}/v1/models/trips_model:predict", [b" " * 100_000] * 3)[0] == 413  # no content-length
+
+
+def chunked_post(url, chunks):
+    import http.client
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=60)
+    connection.request("POST", parts.path, body=iter(chunks), encode_chunked=True)
+    response = connection.getresponse()
+    return response.status, json.loads(response.read())
     for method in ("classify", "regress"):  # the model has only a predict signature
         code, body = call(f"{root}/v1/models/trips_model:{method}", {"examples": [{"trip_miles": 1.5}]})
         assert code == 400 and f"method_name tensorflow/serving/{method}" in body["error"]
@@ -56,7 +70,7 @@ def test_error_codes(server):
 def test_a_new_version_is_picked_up_and_the_pin_is_honoured(server):
     shutil.copytree(server["base"] / "1", server["base"] / ".tmp-2")
     (server["base"] / ".tmp-2").rename(server["base"] / "2")
-    for _ in range(120):
+    for _ in range(360):  # up to 90 s to load and warm up version 2 on a busy machine
         if call(f"{server['root']}/healthz")[1]["serving_version"] == 2:
             break
         time.sleep(0.25)
