@@ -82,6 +82,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
         _score_day(defs, days[-1], instance)
         request = _write_predict_request(trainpipe, days[-1])
         name = trainpipe.settings.model_name
+        served = _ask_a_server(name, trainpipe.serving_dir, request)
+        print(
+            f"\n{name} served by `trainpipe serve` (a server process started for this check, then stopped):\n"
+            f"  POST /v1/models/{name}:predict with 3 raw eval examples -> {served}"
+        )
         print(
             "\nServe it with TF Serving's REST API and ask for predictions:\n"
             f"  .venv/bin/trainpipe serve --model-name {name} --model-base-path {trainpipe.serving_dir} --port 8501 &\n"
@@ -110,6 +115,32 @@ def _score_day(defs, day: str, instance) -> None:
         print(f"  serving_model_performance: version {md['model_version'].value} accuracy={accuracy and round(accuracy, 4)} degraded={md['degraded'].value}")
     for failure in failures:
         print(f"    {failure}")
+
+
+def _ask_a_server(name: str, base: Path, request: Path) -> str:
+    """Start `trainpipe serve` on the pushed versions, send the request the printed curl sends, and stop it."""
+    import json
+    import subprocess
+    import time
+
+    from .infra_validator import _http, free_port
+
+    port = free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "trainpipe_assets.cli", "serve", "--model-name", name, "--model-base-path", str(base), "--port", str(port)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )
+    try:
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline and server.poll() is None:
+            if _http(f"http://127.0.0.1:{port}/healthz", timeout=5)[0] == 200:
+                code, body = _http(f"http://127.0.0.1:{port}/v1/models/{name}:predict", json.loads(request.read_text()))
+                return f"HTTP {code} {json.dumps(body)}"
+            time.sleep(0.25)
+        return "the server did not become healthy: " + (server.stderr.read().decode()[-500:] if server.poll() is not None else "timed out")
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
 
 
 def _write_predict_request(trainpipe, day: str) -> Path:

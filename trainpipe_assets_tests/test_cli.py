@@ -40,6 +40,9 @@ def test_demo_then_history_and_the_ci_command_on_the_same_event_log(tmp_path, mo
     assert "training_job for the window ending 2024-03-01" in demo.stdout and "training_job for the window ending 2024-03-02" in demo.stdout
     assert "pushed_model: version=1" in demo.stdout and "baseline_version=1" in demo.stdout
     assert "serving now: trips_model version" in demo.stdout and "dagster dev" in demo.stdout and "trainpipe history" in demo.stdout
+    assert "infra_validation: infra_blessed=True" in demo.stdout
+    assert "batch_predictions: " in demo.stdout and "serving_model_performance: version" in demo.stdout
+    assert ':predict with 3 raw eval examples -> HTTP 200 {"predictions": [[' in demo.stdout
 
     history = run([str(bin_dir / "trainpipe"), "history", "--json"], env)
     assert history.returncode == 0, history.stderr[-2000:]
