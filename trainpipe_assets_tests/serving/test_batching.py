@@ -121,3 +121,22 @@ def test_classify_and_regress_on_signatures_with_those_methods(tf1_model):
         classify_or_regress(tf1_model, {"examples": [{"x": [1.0, "a"]}]}, "classify")
     with pytest.raises(ApiError, match="'examples'"):
         classify_or_regress(tf1_model, {"examples": []}, "classify")
+
+
+def test_the_store_retries_a_failed_version_and_forgets_a_deleted_one(tmp_path):
+    base = tmp_path / "m"
+    (base / "3").mkdir(parents=True)
+    (base / "3" / "saved_model.pb").write_bytes(b"garbage")
+    store = ModelStore("m", base)
+    store.refresh()
+    assert set(store.errors) == {3} and store.serving() is None
+    first = store.errors[3]
+    store.refresh()  # within the retry window: not tried again
+    assert store.errors == {3: first}
+    failed_at = store._failed_at[3]
+    time.sleep(0.01)
+    store.refresh(retry_failed_after=0)  # past it: tried again (and fails again)
+    assert set(store.errors) == {3} and store._failed_at[3] > failed_at
+    shutil.rmtree(base / "3")
+    store.refresh()
+    assert store.errors == {}

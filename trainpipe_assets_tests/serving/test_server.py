@@ -79,3 +79,19 @@ def test_a_new_version_is_picked_up_and_the_pin_is_honoured(server):
     assert call(f"{server['root']}/healthz")[1]["serving_version"] == 1
     metrics = urllib.request.urlopen(f"{server['root']}/metrics").read().decode()
     assert 'trainpipe_requests_total{route="predict",code="200"}' in metrics and "trainpipe_serving_version" in metrics
+
+
+def test_a_version_that_fails_to_load_is_reported_and_the_old_one_keeps_serving(server):
+    root, base = server["root"], server["base"]
+    before = call(f"{root}/healthz")[1]["serving_version"]
+    (base / ".tmp-7").mkdir()
+    (base / ".tmp-7" / "saved_model.pb").write_bytes(b"not a SavedModel")
+    (base / ".tmp-7").rename(base / "7")
+    for _ in range(360):
+        code, health = call(f"{root}/healthz")
+        if "7" in health.get("errors", {}):
+            break
+        time.sleep(0.25)
+    assert code == 200 and "7" in health["errors"] and health["serving_version"] == before
+    assert call(f"{root}/v1/models/trips_model:predict", {"instances": b64(server["examples"][:1])})[0] == 200
+    assert call(f"{root}/v1/models/trips_model/versions/7")[0] == 404
