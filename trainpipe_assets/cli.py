@@ -123,7 +123,7 @@ def _ask_a_server(name: str, base: Path, request: Path) -> str:
     import subprocess
     import time
 
-    from .infra_validator import _http, free_port
+    from .serving.client import free_port, http_json
 
     port = free_port()
     server = subprocess.Popen(
@@ -133,8 +133,8 @@ def _ask_a_server(name: str, base: Path, request: Path) -> str:
     try:
         deadline = time.monotonic() + 180
         while time.monotonic() < deadline and server.poll() is None:
-            if _http(f"http://127.0.0.1:{port}/healthz", timeout=5)[0] == 200:
-                code, body = _http(f"http://127.0.0.1:{port}/v1/models/{name}:predict", json.loads(request.read_text()))
+            if http_json(f"http://127.0.0.1:{port}/healthz", timeout=5)[0] == 200:
+                code, body = http_json(f"http://127.0.0.1:{port}/v1/models/{name}:predict", json.loads(request.read_text()))
                 return f"HTTP {code} {json.dumps(body)}"
             time.sleep(0.25)
         return "the server did not become healthy: " + (server.stderr.read().decode()[-500:] if server.poll() is not None else "timed out")

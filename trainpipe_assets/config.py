@@ -15,6 +15,7 @@ DEFAULT_CONFIG_PATH = PACKAGE_DIR / "default_config.yaml"
 DEFAULT_MODULE_FILE = PACKAGE_DIR / "example_modules" / "sample_module.py"
 
 ColumnType = Literal["INT", "FLOAT", "STRING"]
+MetricName = Literal["accuracy", "auc", "precision", "recall", "loss"]
 
 
 class SourceSettings(BaseModel):
@@ -69,7 +70,7 @@ class MetricThreshold(BaseModel):
 class EvaluationSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
     prediction_key: Optional[str] = None  # output of serving_default; default: its only (or first) output
-    metrics: list[Literal["accuracy", "auc", "precision", "recall", "loss"]] = Field(
+    metrics: list[MetricName] = Field(
         default_factory=lambda: ["accuracy", "auc", "precision", "recall", "loss"]
     )
     slices: list[str] = Field(default_factory=list)
@@ -107,8 +108,8 @@ class MonitoringSettings(BaseModel):
     model on a labelled day falls below `floors`, or below its evaluation-time value by more than `max_drop`."""
 
     model_config = ConfigDict(extra="forbid")
-    floors: dict[str, float] = Field(default_factory=dict)
-    max_drop: dict[str, float] = Field(default_factory=dict)
+    floors: dict[MetricName, float] = Field(default_factory=dict)  # loss: a ceiling
+    max_drop: dict[MetricName, float] = Field(default_factory=dict)
 
 
 class PipelineSettings(BaseModel):

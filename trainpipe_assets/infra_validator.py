@@ -4,27 +4,22 @@ raw examples through TF Serving's REST API. Retried up to `num_tries`; the verdi
 from __future__ import annotations
 
 import base64
-import http.client
-import json
 import math
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
 from .config import InfraValidationSettings
+from .serving.client import free_port, http_json
 
 LOG_TAIL_CHARS = 3000
 SANDBOX_VERSION = 1
-HTTP_ERRORS = (OSError, http.client.HTTPException, ValueError)  # refused, reset, timed out, not JSON
 
 
 @dataclass
@@ -47,28 +42,6 @@ class InfraVerdict:
 
     def to_json(self) -> dict:
         return {"blessed": self.blessed, "attempts": [a.__dict__ for a in self.attempts]}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _http(url: str, body: Optional[dict] = None, timeout: float = 30.0) -> tuple[int, dict]:
-    """(status, JSON body); (0, {"error": ...}) when there is no HTTP answer at all."""
-    data = None if body is None else json.dumps(body).encode()
-    request = urllib.request.Request(url, data=data, method="GET" if body is None else "POST")
-    try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            return response.status, json.loads(response.read())
-    except urllib.error.HTTPError as e:
-        try:
-            return e.code, json.loads(e.read())
-        except HTTP_ERRORS:
-            return e.code, {"error": f"HTTP {e.code}"}
-    except HTTP_ERRORS as e:
-        return 0, {"error": f"{type(e).__name__}: {e}"}
 
 
 def _tail(log: Path) -> str:
@@ -126,10 +99,10 @@ def _attempt(base: Path, model_name: str, examples: list[bytes], settings: Infra
                 return failed("server process ended while loading")
             if time.perf_counter() - started > settings.max_loading_time_seconds:
                 return failed(f"model not loaded within max_loading_time_seconds={settings.max_loading_time_seconds:g}")
-            code, health = _http(f"{root}/healthz", timeout=5)
+            code, health = http_json(f"{root}/healthz", timeout=5)
             if health.get("errors"):
                 return failed(f"version failed to load: {health['errors']}")
-            if code == 200 and _http(f"{root}/v1/models/{model_name}", timeout=5)[0] == 200:
+            if code == 200 and http_json(f"{root}/v1/models/{model_name}", timeout=5)[0] == 200:
                 break
             time.sleep(0.25)
         load_seconds = time.perf_counter() - started
@@ -138,7 +111,7 @@ def _attempt(base: Path, model_name: str, examples: list[bytes], settings: Infra
         latencies: list[float] = []
         for batch in [[r] for r in examples] + [examples]:  # one example per request, as online clients send; then all
             t0 = time.perf_counter()
-            code, body = _http(f"{root}/v1/models/{model_name}:predict", {"instances": [{"b64": base64.b64encode(r).decode()} for r in batch]})
+            code, body = http_json(f"{root}/v1/models/{model_name}:predict", {"instances": [{"b64": base64.b64encode(r).decode()} for r in batch]})
             if len(batch) == 1:
                 latencies.append((time.perf_counter() - t0) * 1000)
             problem = (body.get("error") or f"HTTP {code}") if code != 200 else _check_predictions(body, len(batch))

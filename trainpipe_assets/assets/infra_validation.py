@@ -2,7 +2,6 @@
 and queried with raw eval examples before it may be pushed."""
 import json
 import statistics as stats
-from pathlib import Path
 
 from dagster import AssetExecutionContext, AssetIn, Failure, MetadataValue, Output, asset
 

@@ -78,7 +78,7 @@ def test_a_day_without_labels_fails_clearly(pipeline, tmp_path):
 
 def test_an_unknown_monitored_metric_is_named(pipeline, tmp_path):
     result = measure(pipeline, tmp_path, monitoring={"floors": {"f1": 0.5}})
-    assert not result.success and "name unknown metrics ['f1']" in failure_message(result)
+    assert not result.success and "monitoring.floors.f1.[key]: Input should be 'accuracy'" in failure_message(result)
 
 
 def _at(day: str, hour: int) -> dt.datetime:

@@ -1,7 +1,6 @@
 """Real `trainpipe serve` processes for the serving tests: start several at once, then wait for all of them."""
 import base64
 import json
-import socket
 import subprocess
 import sys
 import tempfile
@@ -12,11 +11,7 @@ from pathlib import Path
 
 import pytest
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from trainpipe_assets.serving.client import free_port
 
 
 def call(url, body=None, raw=None):

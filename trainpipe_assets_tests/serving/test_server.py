@@ -51,6 +51,9 @@ def test_error_codes(server):
     bad_b64 = call(f"{root}/v1/models/trips_model:predict", {"instances": [{"b64": "not base64!"}]})
     assert bad_b64[0] == 400 and "b64" in bad_b64[1]["error"]
     assert chunked_post(f"{root}/v1/models/trips_model:predict", [b" " * 100_000] * 3)[0] == 413  # no content-length
+    for method in ("classify", "regress"):  # the model has only a predict signature
+        code, body = call(f"{root}/v1/models/trips_model:{method}", {"examples": [{"trip_miles": 1.5}]})
+        assert code == 400 and f"method_name tensorflow/serving/{method}" in body["error"]
 
 
 def chunked_post(url, chunks):
@@ -62,9 +65,6 @@ def chunked_post(url, chunks):
     connection.request("POST", parts.path, body=iter(chunks), encode_chunked=True)
     response = connection.getresponse()
     return response.status, json.loads(response.read())
-    for method in ("classify", "regress"):  # the model has only a predict signature
-        code, body = call(f"{root}/v1/models/trips_model:{method}", {"examples": [{"trip_miles": 1.5}]})
-        assert code == 400 and f"method_name tensorflow/serving/{method}" in body["error"]
 
 
 def test_a_new_version_is_picked_up_and_the_pin_is_honoured(server):

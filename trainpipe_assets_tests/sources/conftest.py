@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from trainpipe_assets.serving.client import free_port
+
 PG_BIN = Path("/usr/lib/postgresql")
 
 
@@ -19,12 +21,6 @@ def _pg_bin() -> Path | None:
         return versions[-1].parent
     initdb = shutil.which("initdb")
     return Path(initdb).parent if initdb else None
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="session")
@@ -48,7 +44,7 @@ def postgres_url(tmp_path_factory):
     if run_as:
         shutil.chown(base, "postgres")
         shutil.chown(sockets, "postgres")
-    port = _free_port()
+    port = free_port()
     subprocess.run(run_as + [str(bin_dir / "initdb"), "-D", str(data), "-A", "trust", "-U", "postgres"], check=True, capture_output=True)
     server = subprocess.Popen(
         run_as + [str(bin_dir / "postgres"), "-D", str(data), "-p", str(port), "-k", str(sockets), "-c", "listen_addresses=127.0.0.1"],
