@@ -63,7 +63,10 @@ def rollback(instance: DagsterInstance, trainpipe: TrainpipeConfig, to: Optional
 def clear(instance: DagsterInstance, trainpipe: TrainpipeConfig, reason: str) -> Optional[int]:
     """Remove the pin: the highest version serves again; returns it."""
     base = trainpipe.serving_dir
-    pinned = read_pin(base)
+    try:
+        pinned = read_pin(base)
+    except ValueError:  # a garbled pin is exactly what --clear is for
+        pinned = "unreadable"
     clear_pin(base)
     latest = max(list_versions(base), default=None)
     if latest is not None:

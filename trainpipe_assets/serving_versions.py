@@ -19,7 +19,12 @@ PIN_FILE = "PINNED"
 
 def read_pin(base: Path) -> int | None:
     pin = base / PIN_FILE
-    return int(pin.read_text().strip()) if pin.is_file() else None
+    if not pin.is_file():
+        return None
+    text = pin.read_text().strip()
+    if not text.isdigit():
+        raise ValueError(f"{pin} should hold a version number, holds {text[:50]!r}: fix it or run `trainpipe rollback --clear`")
+    return int(text)
 
 
 def write_pin(base: Path, version: int) -> None:

@@ -40,3 +40,13 @@ def test_prune_keeps_the_newest_and_never_the_protected(tmp_path):
     assert prune_versions(base, keep=2, protected={1}) == [2, 3]
     assert list_versions(base) == [1, 4, 5]
     assert prune_versions(base, keep=5, protected=set()) == []
+
+
+def test_a_garbled_pin_is_an_error_naming_the_file(tmp_path):
+    from trainpipe_assets.serving_versions import clear_pin, read_pin
+
+    (tmp_path / "PINNED").write_text("two\n")
+    with pytest.raises(ValueError, match=r"PINNED should hold a version number, holds 'two'.*rollback --clear"):
+        read_pin(tmp_path)
+    clear_pin(tmp_path)
+    assert read_pin(tmp_path) is None
