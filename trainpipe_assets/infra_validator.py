@@ -88,7 +88,12 @@ def _attempt(base: Path, model_name: str, examples: list[bytes], settings: Infra
     with open(log, "ab") as out:
         server = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env)
 
-    def failed(reason: str, load_seconds: Optional[float] = None, latencies: list[float] = ()) -> Attempt:
+    def failed(reason: str, load_seconds: Optional[float] = None, latencies: list[float] = (), no_answer: bool = False) -> Attempt:
+        if no_answer:  # the connection dropped: give a dying server a moment to be reaped, to report how it ended
+            try:
+                server.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                pass
         if server.poll() is not None:
             reason += f" (server process exited with code {server.returncode})"
         return Attempt(False, reason, load_seconds, list(latencies), _tail(log))
@@ -119,7 +124,7 @@ def _attempt(base: Path, model_name: str, examples: list[bytes], settings: Infra
                 problem = "server process ended while answering"
             if problem:
                 what = ":predict" if len(batch) == 1 else f":predict of {len(batch)} examples"
-                return failed(f"{what} failed (HTTP {code}): {problem}", load_seconds, latencies)
+                return failed(f"{what} failed (HTTP {code}): {problem}", load_seconds, latencies, no_answer=code == 0)
         return Attempt(True, f"loaded in {load_seconds:.1f} s; {len(examples)} examples answered", load_seconds, latencies, _tail(log))
     finally:
         if server.poll() is None:
