@@ -22,6 +22,7 @@ demo: install
 	$(BIN)/trainpipe demo
 
 test: install
+	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
 
 dev: install

@@ -12,6 +12,7 @@ Printed, best of --repeats after one warm-up run of each (imports, tracing):
   in-memory   serving_default in batches of 1024 on records already in memory, the model already loaded
 and the ratios beam / baseline (aim: >= 0.5).
 """
+
 import argparse
 import os
 import subprocess
@@ -24,10 +25,10 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np
 
-from trainpipe_assets.assets.batch_inference import run_batch_inference
-from trainpipe_assets.config import DEFAULT_CONFIG_PATH, TrainpipeConfig
-from trainpipe_assets.feature_stats import read_records
-from trainpipe_assets.serving_versions import serving_version
+from trainpipe_assets.core.serving_layout import serving_version
+from trainpipe_assets.core.settings import DEFAULT_CONFIG_PATH, TrainpipeConfig
+from trainpipe_assets.data.feature_stats import read_records
+from trainpipe_assets.deploy.bulk_inferrer import run_batch_inference
 
 BATCH = 1024
 ROOT = Path(__file__).resolve().parents[1]
@@ -39,7 +40,12 @@ def ensure_model(home: Path) -> tuple[Path, Path]:
         print(f"no model under {trainpipe.serving_dir}: running trainpipe demo (a few minutes)", flush=True)
         env = {**os.environ, "TRAINPIPE_HOME": str(home)}
         env.pop("TRAINPIPE_CONFIG", None)
-        subprocess.run([str(ROOT / ".venv/bin/trainpipe"), "demo", "--days", "3", "--rows-per-day", "2000"], env=env, check=True, stdout=subprocess.DEVNULL)
+        subprocess.run(
+            [str(ROOT / ".venv/bin/trainpipe"), "demo", "--days", "3", "--rows-per-day", "2000"],
+            env=env,
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
     model_dir = trainpipe.serving_dir / str(serving_version(trainpipe.serving_dir))
     days = sorted(p for p in (home / "artifacts" / "examples").iterdir() if not p.name.startswith("."))
     return model_dir, days[-1]
@@ -58,14 +64,17 @@ def write_copies(day_dir: Path, copies: int, out: Path) -> dict[str, list[str]]:
             for _ in range(copies):
                 for record in records:
                     writer.write(record)
-        patterns[split_dir.name[len("Split-"):]] = [str(target / "*.gz")]
+        patterns[split_dir.name[len("Split-") :]] = [str(target / "*.gz")]
     return patterns
 
 
 def in_memory(signature, input_name: str, records: list[bytes]) -> np.ndarray:
     import tensorflow as tf
 
-    outputs = [signature(**{input_name: tf.constant(records[i : i + BATCH])})["outputs"].numpy() for i in range(0, len(records), BATCH)]
+    outputs = [
+        signature(**{input_name: tf.constant(records[i : i + BATCH])})["outputs"].numpy()
+        for i in range(0, len(records), BATCH)
+    ]
     return np.concatenate(outputs).ravel()
 
 
@@ -92,7 +101,10 @@ def best(label: str, rows: int, repeats: int, fn) -> float:
         started = time.perf_counter()
         fn()
         times.append(time.perf_counter() - started)
-    print(f"  {label:<11} {rows / min(times):>10,.0f} rows/s   best {min(times):.3f} s of {', '.join(f'{t:.3f}' for t in times)}")
+    print(
+        f"  {label:<11} {rows / min(times):>10,.0f} rows/s   "
+        f"best {min(times):.3f} s of {', '.join(f'{t:.3f}' for t in times)}"
+    )
     return rows / min(times)
 
 
@@ -110,7 +122,10 @@ def main() -> int:
     patterns = write_copies(day_dir, args.copies, scratch / "examples")
     records = read_fast(patterns)
     rows = len(records)
-    print(f"model {model_dir}; {rows:,} rows ({day_dir.name} x {args.copies}); beam args {beam_args}; {os.cpu_count()} cores")
+    print(
+        f"model {model_dir}; {rows:,} rows ({day_dir.name} x {args.copies}); beam args {beam_args}; "
+        f"{os.cpu_count()} cores"
+    )
 
     runs = iter(range(1_000_000))
 

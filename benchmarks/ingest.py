@@ -7,6 +7,7 @@ fingerprints) and should still run at >= 0.7 of the floor; 1M rows should take u
     .venv/bin/python benchmarks/ingest.py --rows 1000000                # generated sample data
     .venv/bin/python benchmarks/ingest.py --rows 1000000 --source taxi   # ../shared chicago_taxi/data.csv repeated
 """
+
 import argparse
 import datetime as dt
 import os
@@ -21,10 +22,10 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import pandas as pd
 import pyarrow.csv as pcsv
 
-from trainpipe_assets.assets.examples import build_split_records
-from trainpipe_assets.config import DEFAULT_CONFIG_PATH, TrainpipeConfig
-from trainpipe_assets.io_managers.tfrecord import write_examples_dir
-from trainpipe_assets.sample_data import generate_day
+from trainpipe_assets.core.io_managers.tfrecord import write_examples_dir
+from trainpipe_assets.core.settings import DEFAULT_CONFIG_PATH, TrainpipeConfig
+from trainpipe_assets.data.example_gen import build_split_records
+from trainpipe_assets.data.sample_data import generate_day
 
 TAXI = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "chicago_taxi" / "data.csv"
 DAY = dt.date(2024, 3, 1)
@@ -39,7 +40,9 @@ def write_input(landing: Path, source: str, rows: int) -> Path:
         base = pd.read_csv(TAXI, dtype=str, keep_default_na=False)
         frame = pd.concat([base] * (rows // len(base) + 1), ignore_index=True).iloc[:rows]
     else:
-        frame = pd.concat([generate_day(DAY, min(rows, 200_000), seed=s) for s in range(rows // 200_000 + 1)]).iloc[:rows]
+        frame = pd.concat([generate_day(DAY, min(rows, 200_000), seed=s) for s in range(rows // 200_000 + 1)]).iloc[
+            :rows
+        ]
     frame.to_csv(path, index=False)
     return path
 
@@ -99,7 +102,10 @@ def main() -> None:
         base = time.perf_counter() - start
         assert n == args.rows
 
-    print(f"examples asset code: {ours:7.2f} s  {args.rows / ours:>10,.0f} rows/s  (splits {artifact.row_counts}, rejected {facts['rejected']})")
+    print(
+        f"examples asset code: {ours:7.2f} s  {args.rows / ours:>10,.0f} rows/s  "
+        f"(splits {artifact.row_counts}, rejected {facts['rejected']})"
+    )
     print(f"floor (per-row):     {base:7.2f} s  {args.rows / base:>10,.0f} rows/s")
     print(f"ratio examples/floor: {base / ours:.2f}  (aim >= 0.7; 1M rows aim < 60 s)")
 

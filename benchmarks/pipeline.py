@@ -3,12 +3,13 @@
     .venv/bin/python benchmarks/pipeline.py [--days 7] [--train-steps 1000] [--trials 6]
 
 The taxi rows (../shared/datasets/chicago_taxi/data.csv) are spread over `--days` days in timestamp order, one CSV per
-day, with the label big_tipper = tips > 0.2 * fare. Both sides then do the same preprocessing (log z-scores, 10 buckets for
-coordinates, vocabularies, clipped categorical ints), tune the same network with KerasTuner RandomSearch for the same
-trials and steps, and train the best one for the same steps. Printed: both wall times and their ratio, the
+day, with the label big_tipper = tips > 0.2 * fare. Both sides then do the same preprocessing (log z-scores, 10 buckets
+for coordinates, vocabularies, clipped categorical ints), tune the same network with KerasTuner RandomSearch for the
+same trials and steps, and train the best one for the same steps. Printed: both wall times and their ratio, the
 training_job's per-step breakdown from the event log, the time spent outside the user's transform/tuning/training
 code, and eval accuracy (aims: >= 0.89; job <= 3 min on 2 cores; outside user code <= 10%).
 """
+
 import argparse
 import datetime as dt
 import os
@@ -33,7 +34,10 @@ def taxi_frame() -> pd.DataFrame:
     if not TAXI.is_file():
         sys.exit(f"{TAXI} not found: this benchmark needs the shared taxi data next to the checkout")
     frame = pd.read_csv(TAXI, dtype=str, keep_default_na=False)  # the raw text, as the CSV files will carry it
-    number = lambda column: pd.to_numeric(frame[column], errors="coerce")
+
+    def number(column):
+        return pd.to_numeric(frame[column], errors="coerce")
+
     frame["big_tipper"] = (number("tips") > 0.2 * number("fare")).astype(int).astype(str)
     order = number("trip_start_timestamp").sort_values(kind="stable").index
     return frame.drop(columns=["tips"]).loc[order].reset_index(drop=True)
@@ -53,7 +57,7 @@ def write_config(path: Path, args) -> None:
     path.write_text(f"""
 columns: {{}}
 label_key: big_tipper
-module_file: {HERE / 'taxi_module.py'}
+module_file: {HERE / "taxi_module.py"}
 custom_config: {{max_trials: {args.trials}}}
 window_days: {args.days}
 train_steps: {args.train_steps}
@@ -82,9 +86,15 @@ def run_pipeline(args, home: Path) -> dict:
     quiet = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
     instance = DagsterInstance.get()
     for day in days:
-        assert defs.resolve_job_def("ingest_job").execute_in_process(partition_key=day, instance=instance, run_config=quiet).success
+        assert (
+            defs.resolve_job_def("ingest_job")
+            .execute_in_process(partition_key=day, instance=instance, run_config=quiet)
+            .success
+        )
     start = time.perf_counter()
-    result = defs.resolve_job_def("training_job").execute_in_process(partition_key=days[-1], instance=instance, run_config=quiet)
+    result = defs.resolve_job_def("training_job").execute_in_process(
+        partition_key=days[-1], instance=instance, run_config=quiet
+    )
     wall = time.perf_counter() - start
     steps = {s.step_key: s.end_time - s.start_time for s in instance.get_run_step_stats(result.run_id)}
     user = {}
@@ -92,8 +102,15 @@ def run_pipeline(args, home: Path) -> dict:
         seconds = event.materialization.metadata.get("user_code_seconds")
         if seconds is not None:
             user[event.asset_key.to_user_string()] = seconds.value
-    evaluation = next(e for e in result.get_asset_materialization_events() if e.asset_key == AssetKey("model_evaluation"))
-    return {"wall": wall, "steps": steps, "user": user, "accuracy": evaluation.materialization.metadata["candidate_accuracy"].value}
+    evaluation = next(
+        e for e in result.get_asset_materialization_events() if e.asset_key == AssetKey("model_evaluation")
+    )
+    return {
+        "wall": wall,
+        "steps": steps,
+        "user": user,
+        "accuracy": evaluation.materialization.metadata["candidate_accuracy"].value,
+    }
 
 
 def run_by_hand(args) -> dict:
@@ -101,7 +118,7 @@ def run_by_hand(args) -> dict:
     import keras_tuner
     import tensorflow as tf
 
-    from trainpipe_assets import tfx_compat
+    from trainpipe_assets.module import tfx_compat
 
     tfx_compat.install()
     sys.path.insert(0, str(HERE))
@@ -116,7 +133,10 @@ def run_by_hand(args) -> dict:
     def features(part: pd.DataFrame) -> dict:
         out = {}
         for key in tm.DENSE_FLOAT_FEATURES:
-            logged = lambda frame: np.log1p(frame[key].fillna(0).clip(lower=0))
+
+            def logged(frame, key=key):
+                return np.log1p(frame[key].fillna(0).clip(lower=0))
+
             mean, std = logged(train).mean(), logged(train).std()
             out[tm.xf(key)] = ((logged(part) - mean) / std).to_numpy(np.float32)
         for key in tm.BUCKET_FEATURES:
@@ -136,13 +156,30 @@ def run_by_hand(args) -> dict:
     tuner_steps = max(1, round(args.train_steps * 0.2))
     with tempfile.TemporaryDirectory() as work:
         tuner = keras_tuner.RandomSearch(
-            tm.build_model, max_trials=args.trials, hyperparameters=tm.hyperparameter_space(),
-            objective=keras_tuner.Objective("val_binary_accuracy", "max"), directory=work, project_name="hand", seed=1,
+            tm.build_model,
+            max_trials=args.trials,
+            hyperparameters=tm.hyperparameter_space(),
+            objective=keras_tuner.Objective("val_binary_accuracy", "max"),
+            directory=work,
+            project_name="hand",
+            seed=1,
         )
-        tuner.search(dataset(train), validation_data=dataset(test), steps_per_epoch=tuner_steps, validation_steps=args.eval_steps, verbose=0)
+        tuner.search(
+            dataset(train),
+            validation_data=dataset(test),
+            steps_per_epoch=tuner_steps,
+            validation_steps=args.eval_steps,
+            verbose=0,
+        )
         hp = tuner.get_best_hyperparameters(1)[0]
     model = tm.build_model(hp)
-    model.fit(dataset(train), steps_per_epoch=args.train_steps, validation_data=dataset(test), validation_steps=args.eval_steps, verbose=0)
+    model.fit(
+        dataset(train),
+        steps_per_epoch=args.train_steps,
+        validation_data=dataset(test),
+        validation_steps=args.eval_steps,
+        verbose=0,
+    )
     _, accuracy = model.evaluate(dataset(test, repeat=False), verbose=0)
     return {"wall": time.perf_counter() - start, "accuracy": accuracy}
 
@@ -172,8 +209,14 @@ def main() -> None:
     sandbox = pipeline["steps"].get("infra_validation", 0.0)
     orchestration = outside - sandbox
     print(f"  of which infra_validation (a separate serving process loads and answers the model): {sandbox:.1f} s")
-    print(f"  the rest (Dagster, IO managers, evaluation, push): {orchestration:7.1f} s = {orchestration / pipeline['wall']:.1%}")
-    print(f"eval accuracy: pipeline {pipeline['accuracy']:.4f}, by hand {hand['accuracy']:.4f}   (aim >= 0.89; always 'no' 0.775)")
+    print(
+        f"  the rest (Dagster, IO managers, evaluation, push): {orchestration:7.1f} s = "
+        f"{orchestration / pipeline['wall']:.1%}"
+    )
+    print(
+        f"eval accuracy: pipeline {pipeline['accuracy']:.4f}, by hand {hand['accuracy']:.4f}   "
+        "(aim >= 0.89; always 'no' 0.775)"
+    )
 
 
 if __name__ == "__main__":

@@ -7,8 +7,10 @@ batched. The servers serve a temporary copy of the model (the version serving un
 never touches it. The clients are separate processes (--client-procs) of http.client threads, so the client is not
 the bottleneck of a GIL.
 
-    .venv/bin/python benchmarks/serving_load.py --model-base-path $TRAINPIPE_HOME/serving/trips_model   # after `make demo`
+    # after `make demo`:
+    .venv/bin/python benchmarks/serving_load.py --model-base-path $TRAINPIPE_HOME/serving/trips_model
 """
+
 import argparse
 import base64
 import glob
@@ -76,8 +78,15 @@ def client_worker(url: str, threads: int, start_at: float, seconds: float, bodie
         w.start()
     for w in workers:
         w.join()
-    print(json.dumps({"latencies": [x for r in results for x in r[0]], "failures": sum(r[1] for r in results),
-                      "errors": [e for r in results for e in r[2]][:5]}))
+    print(
+        json.dumps(
+            {
+                "latencies": [x for r in results for x in r[0]],
+                "failures": sum(r[1] for r in results),
+                "errors": [e for r in results for e in r[2]][:5],
+            }
+        )
+    )
 
 
 def load(url: str, clients: int, procs: int, seconds: float, bodies_file: str, during=None) -> dict:
@@ -85,16 +94,38 @@ def load(url: str, clients: int, procs: int, seconds: float, bodies_file: str, d
     procs = max(1, min(procs, clients))
     start_at = time.time() + 0.5
     children = [
-        subprocess.Popen([sys.executable, str(HERE), "--client-worker", url, str(clients // procs + (k < clients % procs)),
-                          str(start_at), str(seconds), bodies_file], stdout=subprocess.PIPE, text=True)
+        subprocess.Popen(
+            [
+                sys.executable,
+                str(HERE),
+                "--client-worker",
+                url,
+                str(clients // procs + (k < clients % procs)),
+                str(start_at),
+                str(seconds),
+                bodies_file,
+            ],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
         for k in range(procs)
     ]
     extra = during(start_at) if during else None
     results = [json.loads(c.communicate()[0]) for c in children]
     latencies = sorted(x for r in results for x in r["latencies"])
-    pick = lambda q: latencies[min(len(latencies) - 1, int(q * len(latencies)))] * 1000 if latencies else float("nan")
-    return {"rps": len(latencies) / seconds, "p50": pick(0.50), "p99": pick(0.99), "ok": len(latencies),
-            "failed": sum(r["failures"] for r in results), "errors": [e for r in results for e in r["errors"]][:5], "extra": extra}
+
+    def pick(q):
+        return latencies[min(len(latencies) - 1, int(q * len(latencies)))] * 1000 if latencies else float("nan")
+
+    return {
+        "rps": len(latencies) / seconds,
+        "p50": pick(0.50),
+        "p99": pick(0.99),
+        "ok": len(latencies),
+        "failed": sum(r["failures"] for r in results),
+        "errors": [e for r in results for e in r["errors"]][:5],
+        "extra": extra,
+    }
 
 
 def start_server(name: str, base: Path, *args: str) -> tuple[subprocess.Popen, str]:
@@ -104,8 +135,23 @@ def start_server(name: str, base: Path, *args: str) -> tuple[subprocess.Popen, s
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     trainpipe = Path(sys.executable).parent / "trainpipe"
-    proc = subprocess.Popen([str(trainpipe), "serve", "--model-name", name, "--model-base-path", str(base), "--port", str(port),
-                             "--poll-seconds", "0.5", *args], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [
+            str(trainpipe),
+            "serve",
+            "--model-name",
+            name,
+            "--model-base-path",
+            str(base),
+            "--port",
+            str(port),
+            "--poll-seconds",
+            "0.5",
+            *args,
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     return proc, f"http://127.0.0.1:{port}"
 
 
@@ -126,7 +172,10 @@ def wait_healthy(roots: list[str], seconds: float = 180) -> None:
 
 
 def line(label: str, r: dict) -> str:
-    return f"{label:<44} {r['rps']:>8.0f} req/s   p50 {r['p50']:6.2f} ms   p99 {r['p99']:7.2f} ms   ok {r['ok']:>6}   failed {r['failed']}"
+    return (
+        f"{label:<44} {r['rps']:>8.0f} req/s   p50 {r['p50']:6.2f} ms   p99 {r['p99']:7.2f} ms   "
+        f"ok {r['ok']:>6}   failed {r['failed']}"
+    )
 
 
 def main() -> None:
@@ -134,10 +183,15 @@ def main() -> None:
         url, threads, start_at, seconds, bodies_file = sys.argv[2:7]
         return client_worker(url, int(threads), float(start_at), float(seconds), bodies_file)
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model-base-path", required=True, type=Path, help="TF Serving layout: <path>/<version>/saved_model.pb")
+    parser.add_argument(
+        "--model-base-path", required=True, type=Path, help="TF Serving layout: <path>/<version>/saved_model.pb"
+    )
     parser.add_argument("--model-name", default="trips_model")
-    parser.add_argument("--examples", help="gzipped TFRecords of tf.Examples (default: <home>/artifacts/examples/*/Split-eval/*.gz, "
-                                           "else the instances of <home>/predict_request.json, home = base path's grandparent)")
+    parser.add_argument(
+        "--examples",
+        help="gzipped TFRecords of tf.Examples (default: <home>/artifacts/examples/*/Split-eval/*.gz, "
+        "else the instances of <home>/predict_request.json, home = base path's grandparent)",
+    )
     parser.add_argument("--clients", type=int, default=32, help="concurrent keep-alive connections")
     parser.add_argument("--client-procs", type=int, default=2, help="client processes the connections are spread over")
     parser.add_argument("--seconds", type=float, default=5.0)
@@ -146,7 +200,7 @@ def main() -> None:
     args = parser.parse_args()
 
     sys.path.insert(0, str(HERE.parents[1]))
-    from trainpipe_assets.serving_versions import serving_version
+    from trainpipe_assets.core.serving_layout import serving_version
 
     source = args.model_base_path
     version = serving_version(source)
@@ -164,12 +218,23 @@ def main() -> None:
         shutil.copytree(source / str(version), base / "1")
         bodies_file = work / "bodies.json"
         bodies_file.write_text(json.dumps([{"instances": [i]} for i in instances]))
-        print(f"model {args.model_name} version {version} of {source}; {len(instances)} distinct single-example requests; "
-              f"{args.clients} clients in {args.client_procs} processes; {args.seconds:g} s per run; {os.cpu_count()} CPUs, "
-              f"load average {os.getloadavg()[0]:.1f} before the servers start")
+        print(
+            f"model {args.model_name} version {version} of {source}; "
+            f"{len(instances)} distinct single-example requests; "
+            f"{args.clients} clients in {args.client_procs} processes; {args.seconds:g} s per run; "
+            f"{os.cpu_count()} CPUs, "
+            f"load average {os.getloadavg()[0]:.1f} before the servers start"
+        )
         plain, plain_root = start_server(args.model_name, base)
-        batched, batched_root = start_server(args.model_name, base, "--enable-batching", "--max-batch-size", str(args.max_batch_size),
-                                             "--batch-timeout-micros", str(args.batch_timeout_micros))
+        batched, batched_root = start_server(
+            args.model_name,
+            base,
+            "--enable-batching",
+            "--max-batch-size",
+            str(args.max_batch_size),
+            "--batch-timeout-micros",
+            str(args.batch_timeout_micros),
+        )
         try:
             wait_healthy([plain_root, batched_root])
             predict = "/v1/models/" + args.model_name + ":predict"
@@ -180,11 +245,22 @@ def main() -> None:
             unbatched = load(plain_root + predict, args.clients, args.client_procs, args.seconds, str(bodies_file))
             print(line(f"unbatched, {args.clients} clients", unbatched))
             batching = load(batched_root + predict, args.clients, args.client_procs, args.seconds, str(bodies_file))
-            print(line(f"batched (max {args.max_batch_size}, {args.batch_timeout_micros} us), {args.clients} clients", batching))
+            print(
+                line(
+                    f"batched (max {args.max_batch_size}, {args.batch_timeout_micros} us), {args.clients} clients",
+                    batching,
+                )
+            )
             metrics = urllib.request.urlopen(batched_root + "/metrics").read().decode()
-            rows = {k: float(v) for k, v in (l.split() for l in metrics.splitlines() if l.startswith("trainpipe_batch_size_"))}
-            print(f"{'':<44} mean batch {rows['trainpipe_batch_size_sum'] / max(1, rows['trainpipe_batch_size_count']):.1f} rows "
-                  f"over {rows['trainpipe_batch_size_count']:.0f} model calls (all runs on this server)")
+            rows = {
+                k: float(v)
+                for k, v in (line.split() for line in metrics.splitlines() if line.startswith("trainpipe_batch_size_"))
+            }
+            print(
+                f"{'':<44} mean batch "
+                f"{rows['trainpipe_batch_size_sum'] / max(1, rows['trainpipe_batch_size_count']):.1f} rows "
+                f"over {rows['trainpipe_batch_size_count']:.0f} model calls (all runs on this server)"
+            )
 
             plain.terminate()  # not needed any more: leave the CPUs to the server under test
 
@@ -205,9 +281,16 @@ def main() -> None:
             for errors in (single, unbatched, batching, swap):
                 for e in errors["errors"]:
                     print("  error:", e)
-            print(f"ratios: batched/unbatched req/s {batching['rps'] / unbatched['rps']:.2f}; "
-                  f"unbatched {args.clients} clients / 1 client req/s {unbatched['rps'] / single['rps']:.2f}")
-            ok = single["p50"] <= 5 and batching["rps"] >= 1000 and swap["failed"] == 0 and not any(r["failed"] for r in (single, unbatched, batching))
+            print(
+                f"ratios: batched/unbatched req/s {batching['rps'] / unbatched['rps']:.2f}; "
+                f"unbatched {args.clients} clients / 1 client req/s {unbatched['rps'] / single['rps']:.2f}"
+            )
+            ok = (
+                single["p50"] <= 5
+                and batching["rps"] >= 1000
+                and swap["failed"] == 0
+                and not any(r["failed"] for r in (single, unbatched, batching))
+            )
             print(f"aims (p50 <= 5 ms unbatched single, >= 1000 req/s batched, 0 failed): {'met' if ok else 'NOT met'}")
         finally:
             for proc in (plain, batched):

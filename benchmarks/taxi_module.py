@@ -3,6 +3,7 @@
 The benchmark adds the `big_tipper` column to the CSV and drops `tips`; everything else is the raw data.
 `build_model` is shared with the hand-written baseline in pipeline.py, so both train the same network.
 """
+
 import keras_tuner
 import tensorflow as tf
 import tensorflow_transform as tft
@@ -13,7 +14,13 @@ LABEL_KEY = "big_tipper"
 DENSE_FLOAT_FEATURES = ["trip_miles", "fare", "trip_seconds"]
 BUCKET_FEATURES = ["pickup_latitude", "pickup_longitude", "dropoff_latitude", "dropoff_longitude"]
 BUCKET_COUNT = 10
-CATEGORICAL_INT_FEATURES = {"trip_start_hour": 24, "trip_start_day": 8, "trip_start_month": 13, "pickup_community_area": 80, "dropoff_community_area": 80}
+CATEGORICAL_INT_FEATURES = {
+    "trip_start_hour": 24,
+    "trip_start_day": 8,
+    "trip_start_month": 13,
+    "pickup_community_area": 80,
+    "dropoff_community_area": 80,
+}
 VOCAB_FEATURES = ["payment_type", "company"]
 VOCAB_SIZE = 1000
 OOV_SIZE = 10
@@ -75,29 +82,44 @@ def build_model(hp):
     for _ in range(int(hp.get("num_layers"))):
         x = tf.keras.layers.Dense(int(hp.get("hidden_units")), activation="relu")(x)
     model = tf.keras.Model(inputs, tf.keras.layers.Dense(1, activation="sigmoid")(x))
-    model.compile(optimizer=tf.keras.optimizers.Adam(float(hp.get("learning_rate"))), loss="binary_crossentropy", metrics=[tf.keras.metrics.BinaryAccuracy()])
+    model.compile(
+        optimizer=tf.keras.optimizers.Adam(float(hp.get("learning_rate"))),
+        loss="binary_crossentropy",
+        metrics=[tf.keras.metrics.BinaryAccuracy()],
+    )
     return model
 
 
 def _input_fn(files, data_accessor, tf_transform_output):
     return data_accessor.tf_dataset_factory(
-        files, tfxio.TensorFlowDatasetOptions(batch_size=BATCH_SIZE, label_key=LABEL_KEY), tf_transform_output.transformed_metadata.schema
+        files,
+        tfxio.TensorFlowDatasetOptions(batch_size=BATCH_SIZE, label_key=LABEL_KEY),
+        tf_transform_output.transformed_metadata.schema,
     )
 
 
 def tuner_fn(fn_args: tfx.components.FnArgs) -> tfx.components.TunerFnResult:
     custom = fn_args.custom_config or {}
     tuner = keras_tuner.RandomSearch(
-        build_model, max_trials=int(custom.get("max_trials", 6)), hyperparameters=hyperparameter_space(),
-        objective=keras_tuner.Objective("val_binary_accuracy", "max"), directory=fn_args.working_dir,
-        project_name="taxi", seed=1,
+        build_model,
+        max_trials=int(custom.get("max_trials", 6)),
+        hyperparameters=hyperparameter_space(),
+        objective=keras_tuner.Objective("val_binary_accuracy", "max"),
+        directory=fn_args.working_dir,
+        project_name="taxi",
+        seed=1,
     )
     output = tft.TFTransformOutput(fn_args.transform_graph_path)
-    return tfx.components.TunerFnResult(tuner=tuner, fit_kwargs={
-        "x": _input_fn(fn_args.train_files, fn_args.data_accessor, output),
-        "validation_data": _input_fn(fn_args.eval_files, fn_args.data_accessor, output),
-        "steps_per_epoch": fn_args.train_steps, "validation_steps": fn_args.eval_steps, "verbose": 0,
-    })
+    return tfx.components.TunerFnResult(
+        tuner=tuner,
+        fit_kwargs={
+            "x": _input_fn(fn_args.train_files, fn_args.data_accessor, output),
+            "validation_data": _input_fn(fn_args.eval_files, fn_args.data_accessor, output),
+            "steps_per_epoch": fn_args.train_steps,
+            "validation_steps": fn_args.eval_steps,
+            "verbose": 0,
+        },
+    )
 
 
 class _Serving(tf.Module):
@@ -122,9 +144,12 @@ def run_fn(fn_args: tfx.components.FnArgs):
         hp.values.update(keras_tuner.HyperParameters.from_config(fn_args.hyperparameters).values)
     model = build_model(hp)
     model.fit(
-        _input_fn(fn_args.train_files, fn_args.data_accessor, output), steps_per_epoch=fn_args.train_steps,
-        validation_data=_input_fn(fn_args.eval_files, fn_args.data_accessor, output), validation_steps=fn_args.eval_steps,
-        callbacks=[tf.keras.callbacks.TensorBoard(log_dir=fn_args.model_run_dir)], verbose=0,
+        _input_fn(fn_args.train_files, fn_args.data_accessor, output),
+        steps_per_epoch=fn_args.train_steps,
+        validation_data=_input_fn(fn_args.eval_files, fn_args.data_accessor, output),
+        validation_steps=fn_args.eval_steps,
+        callbacks=[tf.keras.callbacks.TensorBoard(log_dir=fn_args.model_run_dir)],
+        verbose=0,
     )
     module = _Serving(model, output)
     tf.saved_model.save(module, fn_args.serving_model_dir, signatures={"serving_default": module.serve})

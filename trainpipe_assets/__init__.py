@@ -1,4 +1,5 @@
 """trainpipe_assets: TensorFlow Extended's training pipeline as Dagster assets."""
+
 import os
 
 # tensorflow_transform sets TF_USE_LEGACY_KERAS=1 on import unless it is already set, which turns tf.keras into

@@ -1,39 +1,59 @@
-"""The Definitions object: gathers assets, checks, jobs, sensors and resources."""
+"""The Definitions object: every component's asset and check, the jobs, schedule and sensors, and the resources, all
+built from one settings object (`build_definitions(trainpipe)`); `defs` is that for TRAINPIPE_HOME/TRAINPIPE_CONFIG,
+for the `dagster` CLI and workspace.yaml."""
+
 from dagster import Definitions
 
-from .assets.batch_inference import batch_predictions
-from .assets.evaluation import model_evaluation
-from .assets.examples import examples
-from .assets.infra_validation import infra_validation
-from .assets.push import pushed_model
-from .assets.schema import schema
-from .assets.serving_performance import serving_model_performance
-from .assets.statistics import statistics
-from .assets.training import trained_model
-from .assets.transform import transform_graph
-from .assets.tuning import best_hyperparameters
-from .checks import examples_valid, infra_blessed, model_blessed
-from .config import TrainpipeConfig
-from .io_managers.artifact_dir import ArtifactDirIOManager
-from .io_managers.saved_model import SavedModelIOManager
-from .io_managers.tfrecord import TFRecordIOManager
-from .jobs import batch_inference_job, ingest_job, training_job
-from .new_rows_sensor import new_rows_sensor
-from .performance_sensor import retrain_on_degradation_sensor
-from .schedules import retraining_schedule
-from .sensors import new_data_sensor, retrain_on_new_data_sensor
+from trainpipe_assets.core.io_managers.artifact_dir import ArtifactDirIOManager
+from trainpipe_assets.core.io_managers.saved_model import SavedModelIOManager
+from trainpipe_assets.core.io_managers.tfrecord import TFRecordIOManager
+from trainpipe_assets.core.partitions import partitioning_for
+from trainpipe_assets.core.settings import TrainpipeConfig
+from trainpipe_assets.data.example_gen import examples
+from trainpipe_assets.data.example_validator import examples_valid
+from trainpipe_assets.data.schema_gen import schema
+from trainpipe_assets.data.statistics_gen import statistics
+from trainpipe_assets.deploy.bulk_inferrer import batch_predictions
+from trainpipe_assets.deploy.infra_validator import infra_blessed, infra_validation
+from trainpipe_assets.deploy.monitoring import serving_model_performance
+from trainpipe_assets.deploy.pusher import pushed_model
+from trainpipe_assets.model.evaluator import model_blessed, model_evaluation
+from trainpipe_assets.model.trainer import trained_model
+from trainpipe_assets.model.transform import transform_graph
+from trainpipe_assets.model.tuner import best_hyperparameters
+from trainpipe_assets.orchestration.jobs import batch_inference_job, ingest_job, training_job
+from trainpipe_assets.orchestration.new_rows_sensor import new_rows_sensor
+from trainpipe_assets.orchestration.performance_sensor import retrain_on_degradation_sensor
+from trainpipe_assets.orchestration.schedules import build_retraining_schedule
+from trainpipe_assets.orchestration.sensors import new_data_sensor, retrain_on_new_data_sensor
+
+ASSETS = (
+    examples,
+    statistics,
+    schema,
+    transform_graph,
+    best_hyperparameters,
+    trained_model,
+    model_evaluation,
+    infra_validation,
+    pushed_model,
+    batch_predictions,
+    serving_model_performance,
+)
+CHECKS = (examples_valid, model_blessed, infra_blessed)
 
 
 def build_definitions(trainpipe: TrainpipeConfig) -> Definitions:
+    """Partitions (partitions_start), the training window (window_days) and the schedule (retrain_hour) follow
+    `trainpipe`'s settings file, the resource every asset, check and sensor reads."""
+    settings = trainpipe.settings
+    p = partitioning_for(settings)
     return Definitions(
-        assets=[
-            examples, statistics, schema, transform_graph, best_hyperparameters, trained_model, model_evaluation, infra_validation,
-            pushed_model, batch_predictions, serving_model_performance,
-        ],
-        asset_checks=[examples_valid, model_blessed, infra_blessed],
+        assets=[blueprint.build(p) for blueprint in ASSETS],
+        asset_checks=[blueprint.build(p) for blueprint in CHECKS],
         jobs=[ingest_job, training_job, batch_inference_job],
         sensors=[new_data_sensor, new_rows_sensor, retrain_on_new_data_sensor, retrain_on_degradation_sensor],
-        schedules=[retraining_schedule],
+        schedules=[build_retraining_schedule(settings)],
         resources={
             "trainpipe": trainpipe,
             "tfrecord_io_manager": TFRecordIOManager(home=trainpipe.home),

@@ -1,4 +1,6 @@
-"""Shared fixtures. The expensive artifacts (ingested days, schema, transform graph) are built once per session."""
+"""Shared fixtures. The expensive artifacts (ingested days, schema, transform graph) are built once per session;
+helpers.py holds the shared helpers."""
+
 import datetime as dt
 import os
 import tempfile
@@ -8,25 +10,19 @@ from pathlib import Path
 os.environ.setdefault("TRAINPIPE_HOME", tempfile.mkdtemp(prefix="trainpipe-test-home-"))
 os.environ.pop("TRAINPIPE_CONFIG", None)
 
-import pytest
-from dagster import instance_for_test
+import pytest  # noqa: E402
+from dagster import instance_for_test  # noqa: E402
 
-from trainpipe_assets.config import DEFAULT_CONFIG_PATH, TrainpipeConfig
-from trainpipe_assets.definitions import build_definitions
-from trainpipe_assets.sample_data import write_days
-
-DAYS = ["2024-03-01", "2024-03-02", "2024-03-03"]
-ROWS_PER_DAY = 240
-
-
-def make_config(home: Path, config_path: Path = DEFAULT_CONFIG_PATH) -> TrainpipeConfig:
-    return TrainpipeConfig(home=str(home), config_path=str(config_path))
-
-
-def run_job(defs, job_name: str, day: str, instance, raise_on_error: bool = True):
-    return defs.resolve_job_def(job_name).execute_in_process(
-        partition_key=day, instance=instance, raise_on_error=raise_on_error
-    )
+from trainpipe_assets.data.sample_data import write_days  # noqa: E402
+from trainpipe_assets.definitions import build_definitions  # noqa: E402
+from trainpipe_assets_tests.helpers import (  # noqa: E402
+    DAYS,
+    FAST_TRAINING,
+    ROWS_PER_DAY,
+    make_config,
+    run_job,
+    write_config,
+)
 
 
 @pytest.fixture
@@ -38,24 +34,6 @@ def home(tmp_path) -> Path:
 def instance():
     with instance_for_test() as inst:
         yield inst
-
-
-def write_config(path: Path, **overrides) -> Path:
-    """The bundled settings with some fields replaced (nested dicts are merged one level deep)."""
-    import yaml
-
-    settings = yaml.safe_load(DEFAULT_CONFIG_PATH.read_text())
-    for key, value in overrides.items():
-        if isinstance(value, dict) and isinstance(settings.get(key), dict):
-            settings[key] = {**settings[key], **value}
-        else:
-            settings[key] = value
-    path.write_text(yaml.safe_dump(settings, sort_keys=False))  # key order matters: splits are ordered buckets
-    return path
-
-
-# Tiny training for tests: a few steps, two tuning trials.
-FAST_TRAINING = {"train_steps": 40, "eval_steps": 5, "custom_config": {"max_trials": 2}}
 
 
 @pytest.fixture(scope="session")
@@ -77,33 +55,18 @@ def pipeline(tmp_path_factory, fast_config):
         yield {"home": home, "trainpipe": trainpipe, "defs": defs, "instance": inst, "training": training}
 
 
-def resources_for(trainpipe: TrainpipeConfig) -> dict:
-    from trainpipe_assets.io_managers.artifact_dir import ArtifactDirIOManager
-    from trainpipe_assets.io_managers.saved_model import SavedModelIOManager
-    from trainpipe_assets.io_managers.tfrecord import TFRecordIOManager
-
-    return {
-        "trainpipe": trainpipe,
-        "tfrecord_io_manager": TFRecordIOManager(home=trainpipe.home),
-        "artifact_io_manager": ArtifactDirIOManager(home=trainpipe.home),
-        "saved_model_io_manager": SavedModelIOManager(home=trainpipe.home),
-    }
-
-
-def failure_message(result) -> str:
-    """The text of the first step failure of a run (what a user reads in the UI)."""
-    for event in result.all_events:
-        if event.is_step_failure:
-            error = event.step_failure_data.error
-            return "\n".join(filter(None, [error.message, *(c.message for c in [error.cause] if c)]))
-    raise AssertionError("the run did not fail")
-
-
 @pytest.fixture(scope="session")
 def retrained(pipeline):
     """A second, forced training run of the same window after the first model was pushed: it must compare against
     it. (Without the force tag every step would be reused from the first run.) A 40-step model may lose to the
     baseline by more than the change threshold; the run then fails its blocking check, which the tests allow."""
-    return pipeline["defs"].resolve_job_def("training_job").execute_in_process(
-        partition_key=DAYS[-1], instance=pipeline["instance"], tags={"trainpipe/force": "true"}, raise_on_error=False
+    return (
+        pipeline["defs"]
+        .resolve_job_def("training_job")
+        .execute_in_process(
+            partition_key=DAYS[-1],
+            instance=pipeline["instance"],
+            tags={"trainpipe/force": "true"},
+            raise_on_error=False,
+        )
     )

@@ -7,8 +7,17 @@ def test_definitions_load_with_every_asset_check_job_and_sensor():
     Definitions.validate_loadable(defs)
     graph = defs.resolve_asset_graph()
     assert {k.to_user_string() for k in graph.get_all_asset_keys()} == {
-        "examples", "statistics", "schema", "transform_graph", "best_hyperparameters", "trained_model",
-        "model_evaluation", "infra_validation", "pushed_model", "batch_predictions", "serving_model_performance",
+        "examples",
+        "statistics",
+        "schema",
+        "transform_graph",
+        "best_hyperparameters",
+        "trained_model",
+        "model_evaluation",
+        "infra_validation",
+        "pushed_model",
+        "batch_predictions",
+        "serving_model_performance",
     }
     assert sorted(c.name for c in graph.asset_check_keys) == ["examples_valid", "infra_blessed", "model_blessed"]
     assert defs.resolve_sensor_def("new_data_sensor").job_name == "ingest_job"
@@ -20,12 +29,25 @@ def test_jobs_select_their_assets():
     assert ingest.asset_layer.executable_asset_keys == {AssetKey("examples"), AssetKey("statistics")}
     training = defs.resolve_job_def("training_job")
     assert training.asset_layer.executable_asset_keys == {
-        AssetKey(k) for k in ("schema", "transform_graph", "best_hyperparameters", "trained_model", "model_evaluation",
-                              "infra_validation", "pushed_model")
+        AssetKey(k)
+        for k in (
+            "schema",
+            "transform_graph",
+            "best_hyperparameters",
+            "trained_model",
+            "model_evaluation",
+            "infra_validation",
+            "pushed_model",
+        )
     }
     batch = defs.resolve_job_def("batch_inference_job")
-    assert batch.asset_layer.executable_asset_keys == {AssetKey("batch_predictions"), AssetKey("serving_model_performance")}
-    assert ingest.partitions_def is not None and training.partitions_def == ingest.partitions_def == batch.partitions_def
+    assert batch.asset_layer.executable_asset_keys == {
+        AssetKey("batch_predictions"),
+        AssetKey("serving_model_performance"),
+    }
+    assert (
+        ingest.partitions_def is not None and training.partitions_def == ingest.partitions_def == batch.partitions_def
+    )
 
 
 def test_executors_fit_the_shape_of_each_job():
@@ -46,3 +68,26 @@ def test_every_asset_has_a_code_version():
     graph = defs.resolve_asset_graph()
     for key in graph.get_all_asset_keys():
         assert graph.get(key).code_version, key
+
+
+def test_settings_enter_only_through_build_definitions(tmp_path):
+    """partitions_start, window_days and retrain_hour come from the settings object passed in, not the environment."""
+    from trainpipe_assets.definitions import build_definitions
+    from trainpipe_assets_tests.helpers import make_config, write_config
+
+    config = write_config(tmp_path / "other.yaml", partitions_start="2025-06-01", window_days=3, retrain_hour=7)
+    other = build_definitions(make_config(tmp_path / "home", config))
+    graph = other.resolve_asset_graph()
+    assert other.resolve_job_def("training_job").partitions_def.get_first_partition_key() == "2025-06-01"
+    assert graph.get_partition_mapping(AssetKey("transform_graph"), AssetKey("examples")).start_offset == -2
+    assert other.resolve_schedule_def("retraining_schedule").cron_schedule == "0 7 * * *"
+    assert defs.resolve_job_def("training_job").partitions_def.get_first_partition_key() == "2024-01-01"
+
+
+def test_loading_the_definitions_warns_of_nothing_deprecated():
+    import subprocess
+    import sys
+
+    command = [sys.executable, "-W", "error::DeprecationWarning", "-c", "import trainpipe_assets.definitions"]
+    done = subprocess.run(command, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]

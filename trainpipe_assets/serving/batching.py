@@ -4,6 +4,7 @@ Requests with the same key (a LoadedVersion + signature) queue on the event loop
 max_batch_size rows or batch_timeout_micros after its first request, and runs as ONE call on a worker thread.
 A queue whose timeout passes while every worker is busy stays open (it could not start sooner anyway) and keeps
 filling until a worker frees up. All queue state lives on the event loop thread, so it needs no lock."""
+
 from __future__ import annotations
 
 import asyncio
@@ -23,8 +24,14 @@ class _Queue:
 
 
 class Batcher:
-    def __init__(self, run_batch: Callable[[Sequence[Any]], list], executor: Executor, max_batch_size: int,
-                 timeout_seconds: float, num_threads: int):
+    def __init__(
+        self,
+        run_batch: Callable[[Sequence[Any]], list],
+        executor: Executor,
+        max_batch_size: int,
+        timeout_seconds: float,
+        num_threads: int,
+    ):
         """run_batch(items) runs on a worker thread and returns one outcome per item: a result or an Exception."""
         self.run_batch, self.executor = run_batch, executor
         self.max_batch_size, self.timeout, self.num_threads = max_batch_size, timeout_seconds, num_threads

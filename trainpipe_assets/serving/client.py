@@ -1,20 +1,19 @@
-"""A small JSON client for `trainpipe serve` (used by the infra validator and the demo) and a free loopback port."""
+"""A small JSON client for `trainpipe serve` (used by the infra validator and the demo). free_port is re-exported
+from trainpipe_assets.core.net, the one free-port helper, for callers that start a server and then ask it."""
+
 from __future__ import annotations
 
 import http.client
 import json
-import socket
 import urllib.error
 import urllib.request
 from typing import Optional
 
+from trainpipe_assets.core.net import free_port
+
+__all__ = ["HTTP_ERRORS", "free_port", "http_json"]
+
 HTTP_ERRORS = (OSError, http.client.HTTPException, ValueError)  # refused, reset, timed out, not JSON
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def http_json(url: str, body: Optional[dict] = None, timeout: float = 30.0) -> tuple[int, dict]:

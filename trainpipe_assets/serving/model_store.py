@@ -1,5 +1,6 @@
 """The versions a server holds: loaded and warmed up before they serve, swapped in one assignment, the old one kept
 when a new one fails to load. Follows TF Serving's layout, the rollback pin and a labels file."""
+
 from __future__ import annotations
 
 import json
@@ -10,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
-from ..serving_versions import list_versions, read_pin
+from trainpipe_assets.core.serving_layout import list_versions, read_pin
 
 
 @dataclass(frozen=True, eq=False)
@@ -69,7 +70,11 @@ class ModelStore:
         on_disk = set(list_versions(self.base))
         loaded = dict(self._versions)
         now = time.time()
-        errors = {v: e for v, e in self.errors.items() if v in on_disk and now - self._failed_at.get(v, now) < retry_failed_after}
+        errors = {
+            v: e
+            for v, e in self.errors.items()
+            if v in on_disk and now - self._failed_at.get(v, now) < retry_failed_after
+        }
         for version in sorted(on_disk - set(loaded) - set(errors)):
             try:
                 loaded[version] = self._load(version)

@@ -1,4 +1,5 @@
 """The batcher's queueing rules, merged calls on the real model, and :classify / :regress on a TF1-style SavedModel."""
+
 import asyncio
 import shutil
 import time
@@ -6,10 +7,12 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from trainpipe_assets.feature_stats import read_records
+from trainpipe_assets.core.records import read_records
 from trainpipe_assets.serving.batching import Batcher
+from trainpipe_assets.serving.codec import ApiError
+from trainpipe_assets.serving.metrics import Metrics
 from trainpipe_assets.serving.model_store import ModelStore
-from trainpipe_assets.serving.server import ApiError, Metrics, classify_or_regress, parse_predict, run_alone, run_merged
+from trainpipe_assets.serving.predict import classify_or_regress, parse_predict, run_alone, run_merged
 from trainpipe_assets_tests.conftest import DAYS
 from trainpipe_assets_tests.serving.helpers import b64
 
@@ -61,19 +64,27 @@ def loaded(pipeline, tmp_path_factory):
 def test_merged_call_splits_back_and_a_bad_request_gets_its_own_400(loaded):
     version, examples = loaded
     assert version.methods["serving_default"] == "tensorflow/serving/predict"
-    good = [parse_predict(version, {"instances": b64(examples[i:i + 2])}) for i in (0, 2, 4)]
+    good = [parse_predict(version, {"instances": b64(examples[i : i + 2])}) for i in (0, 2, 4)]
     alone = [run_alone(c) for c in good]
     metrics = Metrics()
     assert _close(run_merged(good, metrics), alone)
-    assert metrics.batches[8] == 1 and metrics.fallbacks == 0  # one call of 6 rows
+
+    def calls(le):
+        return metrics.registry.get_sample_value("trainpipe_batch_size_bucket", {"le": le})
+
+    assert calls("4.0") == 0 and calls("8.0") == 1  # one call of 6 rows
+    assert metrics.registry.get_sample_value("trainpipe_batch_fallbacks_total") == 0
     bad = parse_predict(version, {"inputs": {"examples": [{"b64": "bm90IGFuIGV4YW1wbGU="}]}})
     outcomes = run_merged([good[0], bad, good[1]], metrics)
-    assert isinstance(outcomes[1], ApiError) and outcomes[1].status == 400 and metrics.fallbacks == 1
+    assert isinstance(outcomes[1], ApiError) and outcomes[1].status == 400
+    assert metrics.registry.get_sample_value("trainpipe_batch_fallbacks_total") == 1
     assert _close(outcomes[0::2], alone[:2])
 
 
 def _close(answers, expected) -> bool:
-    flat = lambda xs: [p for a in xs for row in a["outputs"] for p in row]
+    def flat(xs):
+        return [p for a in xs for row in a["outputs"] for p in row]
+
     return flat(answers) == pytest.approx(flat(expected), abs=1e-6)
 
 
@@ -96,10 +107,14 @@ def tf1_model(tmp_path_factory):
         scores = tf.concat([1.0 - score, score], axis=1)
         classes = tf.tile(tf.constant([["no", "yes"]]), [tf.shape(scores)[0], 1])
         builder = tf.compat.v1.saved_model.Builder(str(base / "1"))
-        builder.add_meta_graph_and_variables(session, ["serve"], signature_def_map={
-            "serving_default": tf.compat.v1.saved_model.classification_signature_def(serialized, classes, scores),
-            "regression": tf.compat.v1.saved_model.regression_signature_def(serialized, 2.0 * x),
-        })
+        builder.add_meta_graph_and_variables(
+            session,
+            ["serve"],
+            signature_def_map={
+                "serving_default": tf.compat.v1.saved_model.classification_signature_def(serialized, classes, scores),
+                "regression": tf.compat.v1.saved_model.regression_signature_def(serialized, 2.0 * x),
+            },
+        )
         builder.save()
     store = ModelStore("scorer", base)
     store.refresh()
@@ -111,7 +126,8 @@ def test_classify_and_regress_on_signatures_with_those_methods(tf1_model):
     result = classify_or_regress(tf1_model, {"examples": [{"x": 0.0}, {"x": 1.0}]}, "classify")["result"]
     assert [[label for label, _ in row] for row in result] == [["no", "yes"]] * 2
     assert result[0][1][1] == pytest.approx(0.5) and result[1][1][1] == pytest.approx(0.8807971)
-    regress = classify_or_regress(tf1_model, {"signature_name": "regression", "context": {"x": 3.0}, "examples": [{}, {"x": 0.5}]}, "regress")
+    body = {"signature_name": "regression", "context": {"x": 3.0}, "examples": [{}, {"x": 0.5}]}
+    regress = classify_or_regress(tf1_model, body, "regress")
     assert regress == {"results": [6.0, 1.0]}
     with pytest.raises(ApiError, match="method_name tensorflow/serving/regress"):
         classify_or_regress(tf1_model, {"examples": [{"x": 1.0}]}, "regress")

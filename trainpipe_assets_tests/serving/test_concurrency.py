@@ -1,6 +1,6 @@
 """Two real `trainpipe serve` processes on one base path, one with micro-batching: concurrent requests are merged and
 answered as if alone, and a version pushed while clients are running is picked up by both without a failed request."""
-import re
+
 import shutil
 import threading
 import time
@@ -8,16 +8,19 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from trainpipe_assets.feature_stats import read_records
+from trainpipe_assets.core.records import read_records
+from trainpipe_assets.serving.client import http_json
 from trainpipe_assets_tests.conftest import DAYS
-from trainpipe_assets_tests.serving.helpers import Server, b64, call, wait_healthy
+from trainpipe_assets_tests.serving.helpers import Server, b64, sample, wait_healthy
 
 
 @pytest.fixture(scope="module")
 def servers(pipeline, tmp_path_factory):
     base = tmp_path_factory.mktemp("shared") / "trips_model"
     shutil.copytree(pipeline["home"] / "serving" / "trips_model" / "1", base / "1")
-    batched = Server(base, "--poll-seconds", "0.5", "--enable-batching", "--max-batch-size", "16", "--batch-timeout-micros", "20000")
+    batched = Server(
+        base, "--poll-seconds", "0.5", "--enable-batching", "--max-batch-size", "16", "--batch-timeout-micros", "20000"
+    )
     plain = Server(base, "--poll-seconds", "0.5")
     wait_healthy(batched, plain)
     examples = read_records([str(pipeline["home"] / "artifacts/examples" / DAYS[0] / "Split-eval" / "*.gz")])[:40]
@@ -26,14 +29,11 @@ def servers(pipeline, tmp_path_factory):
     plain.stop()
 
 
-def metric(text: str, name: str) -> float:
-    return float(re.search(rf"^{re.escape(name)} (\S+)$", text, re.M).group(1))
-
-
 def test_concurrent_requests_are_merged_and_answered_as_alone(servers):
     examples = servers["examples"]
     assert len(examples) == 40
-    alone = [call(f"{servers['plain'].root}/v1/models/trips_model:predict", {"instances": b64([e])}) for e in examples]
+    predict = f"{servers['plain'].root}/v1/models/trips_model:predict"
+    alone = [http_json(predict, {"instances": b64([e])}) for e in examples]
     assert all(code == 200 for code, _ in alone)
     bad = {"instances": [{"b64": "bm90IGFuIGV4YW1wbGU="}]}  # "not an example": fails the merged call it lands in
     bodies = [{"instances": b64([e])} for e in examples] + [bad, bad]
@@ -41,7 +41,7 @@ def test_concurrent_requests_are_merged_and_answered_as_alone(servers):
 
     def one(body):
         start.wait()
-        return call(f"{servers['batched'].root}/v1/models/trips_model:predict", body)
+        return http_json(f"{servers['batched'].root}/v1/models/trips_model:predict", body)
 
     with ThreadPoolExecutor(len(bodies)) as pool:
         answers = list(pool.map(one, bodies))
@@ -49,9 +49,9 @@ def test_concurrent_requests_are_merged_and_answered_as_alone(servers):
     for (_, merged), (_, single) in zip(answers, alone):
         assert merged["predictions"][0][0] == pytest.approx(single["predictions"][0][0], abs=1e-6)
     text = servers["batched"].metrics()
-    calls, of_one = metric(text, "trainpipe_batch_size_count"), metric(text, 'trainpipe_batch_size_bucket{le="1"}')
+    calls, of_one = sample(text, "trainpipe_batch_size_count"), sample(text, "trainpipe_batch_size_bucket", le="1.0")
     assert calls - of_one >= 1, text  # at least one signature call ran more than one request
-    assert metric(text, "trainpipe_batch_size_sum") >= len(examples)
+    assert sample(text, "trainpipe_batch_size_sum") >= len(examples)
 
 
 def test_both_servers_pick_up_a_pushed_version_without_a_failed_request(servers):
@@ -61,10 +61,7 @@ def test_both_servers_pick_up_a_pushed_version_without_a_failed_request(servers)
 
     def client(root):
         while not stop.is_set():
-            try:
-                code, answer = call(f"{root}/v1/models/trips_model:predict", body)
-            except Exception as e:  # refused, reset, not JSON: all failures
-                code, answer = None, repr(e)
+            code, answer = http_json(f"{root}/v1/models/trips_model:predict", body)  # 0: refused, reset, not JSON
             if code != 200:
                 failures.append((root, code, answer))
             done[root] += 1
@@ -78,7 +75,7 @@ def test_both_servers_pick_up_a_pushed_version_without_a_failed_request(servers)
     deadline, seen = time.monotonic() + 90, {}
     while time.monotonic() < deadline and len(seen) < len(roots):
         for root in roots:
-            status = call(f"{root}/v1/models/trips_model")[1]["model_version_status"]
+            status = http_json(f"{root}/v1/models/trips_model")[1]["model_version_status"]
             if status[0]["version"] == "2":
                 seen[root] = [s["version"] for s in status]
         time.sleep(0.2)

@@ -1,1 +1,0 @@
-"""One TFX component per file."""

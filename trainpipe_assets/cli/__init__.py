@@ -1,0 +1,36 @@
+"""`trainpipe`: simulate sample data, run the pipeline on it end to end (`demo`), serve models, and read the model
+history. One file per command; this one only assembles them."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from trainpipe_assets.cli import demo, history, rollback, serve, simulate
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="trainpipe", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    for command in (simulate, demo, history, rollback, serve):
+        command.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    import logging
+    import warnings
+
+    # Library chatter a user cannot act on: Keras on tf.data shuffling, TensorFlow deprecations inside tfx_bsl.
+    warnings.filterwarnings("ignore", message="`shuffle=True` was passed")
+    logging.getLogger("tensorflow").setLevel(logging.ERROR)
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except ValueError as e:  # bad arguments or settings: say which, without a traceback
+        print(f"trainpipe {args.command}: error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,58 @@
+"""Metadata as a contract: the materialization metadata keys that programs read back (event-log queries, the cache,
+sensors, the CLI), in one place. A value a program reads is a number, a bool, a path or JSON, never display text;
+markdown entries are for people only."""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+# Written by the IO managers and the step helper, read by the cache and event-log queries.
+PATH = "path"
+CACHE_KEY = "cache_key"
+CACHED = "cached"
+REUSED_RUN_ID = "reused_run_id"
+
+# examples
+ROWS = "rows"
+REJECTED_ROWS = "rejected_rows"
+
+# trained_model
+TRAIN_METRICS = "train_metrics"  # JSON {name: last epoch value} from the TensorBoard logs
+HYPERPARAMETERS = "hyperparameters"
+EXAMPLE_PARTITIONS = "example_partitions"
+LINEAGE = "lineage"
+
+# model_evaluation
+BLESSED = "blessed"
+BASELINE_VERSION = "baseline_version"  # an int, or "none"
+CANDIDATE_METRICS = "candidate_metrics"  # JSON {name: value}
+BLESSING_REASONS = "blessing_reasons"  # JSON [reason]
+
+# pushed_model (a push, or a runless rollback event)
+VERSION = "version"
+SERVING_VERSION = "serving_version"
+SERVING_PATH = "serving_path"
+MODEL_NAME = "model_name"
+EVENT = "event"
+REASON = "reason"
+
+# batch_predictions and serving_model_performance
+MODEL_VERSION = "model_version"
+METRICS = "metrics"  # JSON {name: value}
+DEGRADED = "degraded"
+DEGRADATION_REASONS = "degradation_reasons"  # JSON [reason]
+
+
+def rows_key(split: str) -> str:
+    return f"rows_{split}"
+
+
+def metric_key(name: str) -> str:
+    """A numeric entry per metric, for the UI's plots over partitions; programs read the JSON entry instead."""
+    return f"metric_{name}"
+
+
+def value(metadata: Mapping[str, Any], key: str, default: Any = None) -> Any:
+    """The plain value of a materialization's metadata entry, or `default` when it has none."""
+    entry = metadata.get(key)
+    return default if entry is None else entry.value

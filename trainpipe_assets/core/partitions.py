@@ -1,0 +1,96 @@
+"""Daily partitions, the training window, and assets/checks whose partitioning comes from the settings.
+
+Components declare their assets with `pipeline_asset` / `pipeline_check` (the decorator's options, without the
+partitioning); `build_definitions(settings)` turns each into a Dagster definition for that settings object's
+partitions_start and window_days. Nothing reads the settings at import.
+"""
+
+from __future__ import annotations
+
+import functools
+import warnings
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from dagster import (
+    AssetIn,
+    AssetsDefinition,
+    BetaWarning,
+    DailyPartitionsDefinition,
+    PreviewWarning,
+    TimeWindowPartitionMapping,
+    asset,
+    asset_check,
+)
+
+from trainpipe_assets.core.io_managers.artifact_dir import WINDOW
+
+
+@dataclass(frozen=True)
+class Partitioning:
+    """Partition D of a training asset reads the `window_days` days ending at D; days before the first partition
+    are left out."""
+
+    daily: DailyPartitionsDefinition
+    window: TimeWindowPartitionMapping
+
+    def window_input(self, asset_name: str) -> AssetIn:
+        """An input that loads the window's partitions of `asset_name` ({partition: artifact} for folder artifacts)."""
+        return AssetIn(asset_name, partition_mapping=self.window, metadata={WINDOW: True})
+
+
+@functools.lru_cache(maxsize=32)
+def partitioning(partitions_start: str, window_days: int) -> Partitioning:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", BetaWarning)  # allow_nonexistent_upstream_partitions is beta, and needed
+        window = TimeWindowPartitionMapping(
+            start_offset=-(window_days - 1), end_offset=0, allow_nonexistent_upstream_partitions=True
+        )
+    return Partitioning(DailyPartitionsDefinition(start_date=partitions_start), window)
+
+
+def partitioning_for(settings) -> Partitioning:
+    """The partitioning of a PipelineSettings (or a TrainpipeConfig resource)."""
+    settings = getattr(settings, "settings", settings)
+    return partitioning(settings.partitions_start, settings.window_days)
+
+
+class AssetBlueprint:
+    """A daily-partitioned asset whose partitioning is applied by `build`; calling it calls the plain function."""
+
+    def __init__(self, fn: Callable, windowed: tuple[str, ...], options: dict[str, Any]):
+        self.fn, self.windowed, self.options = fn, windowed, options
+        self.name = fn.__name__
+        functools.update_wrapper(self, fn)
+
+    def __call__(self, *args, **kwargs):
+        return self.fn(*args, **kwargs)
+
+    def build(self, p: Partitioning) -> AssetsDefinition:
+        ins = {name: p.window_input(name) for name in self.windowed}
+        return asset(name=self.name, partitions_def=p.daily, ins=ins or None, **self.options)(self.fn)
+
+
+class CheckBlueprint:
+    """A blocking, daily-partitioned asset check of `asset`; its function's parameter named like the asset loads it."""
+
+    def __init__(self, fn: Callable, asset_name: str, name: str):
+        self.fn, self.asset_name, self.name = fn, asset_name, name
+        functools.update_wrapper(self, fn)
+
+    def __call__(self, *args, **kwargs):
+        return self.fn(*args, **kwargs)
+
+    def build(self, p: Partitioning):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", PreviewWarning)  # partitions_def on an asset check is a preview, and needed
+            return asset_check(asset=self.asset_name, name=self.name, blocking=True, partitions_def=p.daily)(self.fn)
+
+
+def pipeline_asset(*, windowed: tuple[str, ...] = (), **options) -> Callable[[Callable], AssetBlueprint]:
+    """@asset's options without partitions_def; `windowed` names inputs that load the training window."""
+    return lambda fn: AssetBlueprint(fn, tuple(windowed), options)
+
+
+def pipeline_check(*, asset: str, name: str) -> Callable[[Callable], CheckBlueprint]:
+    return lambda fn: CheckBlueprint(fn, asset, name)

@@ -1,0 +1,59 @@
+"""TF Serving's model base path layout: `<base>/<version>/saved_model.pb`, integer versions; the highest serves
+unless a `PINNED` file beside the versions names another (a rollback)."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from trainpipe_assets.core.storage import copy_dir, write_text
+
+
+def list_versions(base: Path) -> list[int]:
+    if not base.is_dir():
+        return []
+    return sorted(int(p.name) for p in base.iterdir() if p.name.isdigit() and (p / "saved_model.pb").is_file())
+
+
+PIN_FILE = "PINNED"
+
+
+def read_pin(base: Path) -> int | None:
+    pin = base / PIN_FILE
+    if not pin.is_file():
+        return None
+    text = pin.read_text().strip()
+    if not text.isdigit():
+        raise ValueError(
+            f"{pin} should hold a version number, holds {text[:50]!r}: fix it or run `trainpipe rollback --clear`"
+        )
+    return int(text)
+
+
+def write_pin(base: Path, version: int) -> None:
+    if version not in list_versions(base):
+        raise ValueError(f"version {version} is not under {base} (versions: {list_versions(base)})")
+    write_text(base / PIN_FILE, f"{version}\n")
+
+
+def clear_pin(base: Path) -> None:
+    (base / PIN_FILE).unlink(missing_ok=True)
+
+
+def serving_version(base: Path) -> int | None:
+    """What a server following this folder serves: the pinned version, else the highest."""
+    return read_pin(base) or max(list_versions(base), default=None)
+
+
+def copy_saved_model(source: Path, base: Path, version: int) -> Path:
+    """Copy a SavedModel to `<base>/<version>/` atomically, saved_model.pb last (a server treats it as "complete")."""
+    return copy_dir(source, base / str(version), last="saved_model.pb", what="serving version")
+
+
+def prune_versions(base: Path, keep: int, protected: set[int]) -> list[int]:
+    """Delete all but the newest `keep` versions, never a protected one (the one serving); returns what went."""
+    versions = list_versions(base)
+    doomed = [v for v in versions[:-keep] if v not in protected] if keep < len(versions) else []
+    for version in doomed:
+        shutil.rmtree(base / str(version))
+    return doomed

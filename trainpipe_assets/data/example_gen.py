@@ -1,0 +1,133 @@
+"""`examples` (TFX ExampleGen): a day's CSV files -> tf.Examples split by hash into Split-train / Split-eval."""
+
+import csv
+import datetime as dt
+import io
+import warnings
+from dataclasses import asdict
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+from dagster import AssetExecutionContext, BetaWarning, DataVersion, MetadataValue, Output
+
+from trainpipe_assets.core import metadata as md
+from trainpipe_assets.core.io_managers.tfrecord import SplitRecords, sources_fingerprint
+from trainpipe_assets.core.partitions import pipeline_asset
+from trainpipe_assets.core.settings import TrainpipeConfig
+from trainpipe_assets.core.step import fail
+from trainpipe_assets.core.storage import write_text
+from trainpipe_assets.data.sources.csv_source import files_for_day, read_day
+from trainpipe_assets.data.sources.rows import RejectedRow, SourceError, check_rejected_fraction
+from trainpipe_assets.data.sources.sql_source import SqlSource, read_sql_day
+from trainpipe_assets.data.splits import assign_splits, canonical_row_keys
+
+ENCODE_BATCH_ROWS = 65536
+
+
+def encode_examples(table: pa.Table) -> list[bytes]:
+    """Typed arrow columns -> serialized tf.Examples with tfx_bsl's C++ encoder (no per-cell Python)."""
+    from tfx_bsl.arrow import array_util
+    from tfx_bsl.coders import example_coder
+
+    # One value per present row, a null list where the value is missing (a tf.Example without that value).
+    lists = pa.table(
+        {name: array_util.ToSingletonListArray(table[name].combine_chunks()) for name in table.column_names}
+    )
+    records: list[bytes] = []
+    for batch in lists.to_batches(max_chunksize=ENCODE_BATCH_ROWS):
+        records.extend(example_coder.RecordBatchToExamples(batch))
+    return records
+
+
+def rejected_csv(rejected: list[RejectedRow]) -> str:
+    if not rejected:
+        return ""
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=["source_file", "line", "reason", "text"])
+    writer.writeheader()
+    writer.writerows(asdict(r) for r in rejected)
+    return out.getvalue()
+
+
+def build_split_records(trainpipe: TrainpipeConfig, day: dt.date) -> tuple[SplitRecords, dict]:
+    """Read, validate, encode and split one day; returns the records and the facts for metadata."""
+    settings = trainpipe.settings
+    null_timestamps = None
+    if settings.source.kind == "sql":
+        table, null_timestamps = read_sql_day(
+            SqlSource.from_settings(settings.source),
+            day,
+            settings.columns,
+            settings.max_rejected_fraction,
+            settings.partition_feature,
+        )
+    else:
+        files = files_for_day(trainpipe.landing_dir, day)
+        if not files:
+            raise SourceError(f"no input for {day}: no file named <name>_{day}.csv in {trainpipe.landing_dir}")
+        table = read_day(files, settings.columns, settings.max_rejected_fraction, settings.partition_feature)
+    try:
+        check_rejected_fraction(table, settings.max_rejected_fraction)
+    except SourceError:
+        # Keep what was rejected where a person can look at it; the raw files stay untouched in the landing folder.
+        write_text(
+            trainpipe.artifacts_dir.parent / "quarantine" / "examples" / f"{day}-rejected.csv",
+            rejected_csv(table.rejected),
+        )
+        raise
+    serialized = encode_examples(table.table)
+    if table.raw_partition_values is not None:
+        keys = pc.fill_null(table.raw_partition_values, "").to_numpy(zero_copy_only=False)
+    else:
+        keys = canonical_row_keys(table.table)
+    split_index = assign_splits(keys, settings.splits)
+    records = np.array(serialized, dtype=object)
+    split_records = SplitRecords(
+        records={name: records[split_index == i].tolist() for i, name in enumerate(settings.splits)},
+        rejected_csv=rejected_csv(table.rejected),
+        sources=[asdict(s) for s in table.sources],
+    )
+    facts = {"column_types": table.column_types, "rejected": len(table.rejected), "total_rows": table.total_rows}
+    if null_timestamps is not None:
+        facts["rows_without_timestamp"] = null_timestamps  # in no day: reported, never silently dropped
+    return split_records, facts
+
+
+@pipeline_asset(
+    io_manager_key="tfrecord_io_manager",
+    kinds={"tensorflow", "csv"},
+    group_name="data",
+    code_version="examples-v1",
+)
+def examples(context: AssetExecutionContext, trainpipe: TrainpipeConfig) -> Output[SplitRecords]:
+    """TFX ExampleGen: the day's CSV rows as gzipped tf.Example TFRecords in Split-train/ and Split-eval/."""
+    day = dt.date.fromisoformat(context.partition_key)
+    try:
+        split_records, facts = build_split_records(trainpipe, day)
+    except SourceError as e:
+        raise fail(str(e)) from e
+    counts = {name: len(r) for name, r in split_records.records.items()}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", BetaWarning)  # Output(data_version=...) is beta and is what we want
+        return _output(split_records, facts, counts)
+
+
+def _output(split_records: SplitRecords, facts: dict, counts: dict) -> Output[SplitRecords]:
+    sources = "\n".join(f"| {s['path']} | {s['rows']} | `{s['sha256'][:16]}` |" for s in split_records.sources)
+    return Output(
+        split_records,
+        data_version=DataVersion(sources_fingerprint(split_records.sources)),
+        metadata={
+            md.ROWS: sum(counts.values()),
+            **{md.rows_key(name): n for name, n in counts.items()},
+            md.REJECTED_ROWS: facts["rejected"],
+            "rejected_fraction": facts["rejected"] / max(1, facts["total_rows"]),
+            "source_files": MetadataValue.md("| file | rows | sha256 |\n|---|---|---|\n" + sources),
+            "source_fingerprint": MetadataValue.json({s["path"]: s["sha256"] for s in split_records.sources}),
+            "column_types": MetadataValue.json(facts["column_types"]),
+            **(
+                {"rows_without_timestamp": facts["rows_without_timestamp"]} if "rows_without_timestamp" in facts else {}
+            ),
+        },
+    )

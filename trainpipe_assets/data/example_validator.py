@@ -1,0 +1,128 @@
+"""`examples_valid` (TFX ExampleValidator): a blocking check of each day's statistics against the latest schema:
+missing and unexpected features, type changes, out-of-domain strings and missing values."""
+
+from dataclasses import dataclass
+
+from dagster import AssetCheckExecutionContext, AssetCheckResult, MetadataValue
+from tensorflow_metadata.proto.v0 import schema_pb2, statistics_pb2
+
+from trainpipe_assets.core.artifacts import Statistics
+from trainpipe_assets.core.event_log import latest_materialization, materialized_path
+from trainpipe_assets.core.io_managers.artifact_dir import read_artifact
+from trainpipe_assets.core.partitions import pipeline_check
+from trainpipe_assets.core.settings import TrainpipeConfig
+from trainpipe_assets.data.statistics_gen import Stats, common_stats_of
+
+MISSING_FEATURE = "MISSING_FEATURE"
+UNEXPECTED_FEATURE = "UNEXPECTED_FEATURE"
+TYPE_CHANGE = "TYPE_CHANGE"
+OUT_OF_DOMAIN = "OUT_OF_DOMAIN"
+MISSING_VALUES = "MISSING_VALUES"
+
+_STATS_TYPE = {schema_pb2.INT: Stats.INT, schema_pb2.FLOAT: Stats.FLOAT, schema_pb2.BYTES: Stats.STRING}
+
+
+@dataclass(frozen=True)
+class Anomaly:
+    split: str
+    feature: str
+    kind: str
+    description: str
+
+
+def find_anomalies(
+    dataset: statistics_pb2.DatasetFeatureStatistics, schema: schema_pb2.Schema, max_out_of_domain_fraction: float
+) -> list[Anomaly]:
+    split = dataset.name
+    observed = {f.path.step[0]: f for f in dataset.features}
+    domains = {d.name: set(d.value) for d in schema.string_domain}
+    found: list[Anomaly] = []
+    for feature in schema.feature:
+        stats = observed.get(feature.name)
+        if stats is None:
+            found.append(Anomaly(split, feature.name, MISSING_FEATURE, "column is in the schema but not in the data"))
+            continue
+        common = common_stats_of(stats)
+        if common.num_non_missing and _STATS_TYPE.get(feature.type) != stats.type:
+            if not (feature.type == schema_pb2.FLOAT and stats.type == Stats.INT):  # ints are valid floats
+                expected = schema_pb2.FeatureType.Name(feature.type)
+                found.append(
+                    Anomaly(
+                        split,
+                        feature.name,
+                        TYPE_CHANGE,
+                        f"schema says {expected}, data has {Stats.Type.Name(stats.type)}",
+                    )
+                )
+                continue
+        total = common.num_non_missing + common.num_missing
+        present = common.num_non_missing / total if total else 1.0
+        if feature.presence.min_fraction and present < feature.presence.min_fraction:
+            found.append(
+                Anomaly(
+                    split,
+                    feature.name,
+                    MISSING_VALUES,
+                    f"{common.num_missing} of {total} rows missing ({1 - present:.1%}); schema requires presence "
+                    f">= {feature.presence.min_fraction:.0%}",
+                )
+            )
+        domain = domains.get(feature.domain) if feature.HasField("domain") else None
+        if domain is not None and stats.HasField("string_stats"):
+            values = stats.string_stats.top_values
+            outside = [(v.value, v.frequency) for v in values if v.value not in domain]
+            mass = sum(n for _, n in outside) / max(1, sum(v.frequency for v in values))
+            if outside and mass > max_out_of_domain_fraction:
+                shown = ", ".join(f"{v!r} ({n:.0f})" for v, n in outside[:5])
+                found.append(
+                    Anomaly(
+                        split,
+                        feature.name,
+                        OUT_OF_DOMAIN,
+                        f"{mass:.1%} of values outside the domain (limit {max_out_of_domain_fraction:.1%}): {shown}",
+                    )
+                )
+    known = {f.name for f in schema.feature}
+    for name in observed:
+        if name not in known:
+            found.append(Anomaly(split, name, UNEXPECTED_FEATURE, "column is in the data but not in the schema"))
+    return found
+
+
+def anomalies_markdown(anomalies: list[Anomaly]) -> str:
+    if not anomalies:
+        return "No anomalies."
+    rows = ["| split | feature | anomaly | description |", "|---|---|---|---|"]
+    rows += [f"| {a.split} | {a.feature} | {a.kind} | {a.description} |" for a in anomalies]
+    return "\n".join(rows)
+
+
+@pipeline_check(asset="statistics", name="examples_valid")
+def examples_valid(
+    context: AssetCheckExecutionContext, trainpipe: TrainpipeConfig, statistics: Statistics
+) -> AssetCheckResult:
+    """A day's statistics against the latest materialized schema: missing/unexpected features, type changes,
+    out-of-domain strings and missing values. Blocking: a day with anomalies feeds nothing downstream."""
+    record = latest_materialization(context.instance, "schema")
+    if record is None:
+        return AssetCheckResult(
+            passed=True, metadata={"anomalies": 0}, description="no schema materialized yet: nothing to check against"
+        )
+    schema = read_artifact(materialized_path(record))
+    found = []
+    for split in statistics.splits:
+        found += find_anomalies(
+            statistics.load(split).datasets[0], schema.load(), trainpipe.settings.max_out_of_domain_fraction
+        )
+    return AssetCheckResult(
+        passed=not found,
+        metadata={
+            "anomalies": len(found),
+            "anomaly_table": MetadataValue.md(anomalies_markdown(found)),
+            "schema": MetadataValue.path(schema.uri),
+            "schema_partition": schema.partition,
+        },
+        description=f"{len(found)} anomalies against schema {schema.partition}"
+        if found
+        else f"matches schema {schema.partition}",
+    )

@@ -1,0 +1,92 @@
+"""`pushed_model` (TFX Pusher): a blessed model copied into TF Serving's layout as the next integer version."""
+
+from pathlib import Path
+
+from dagster import AssetExecutionContext, Failure, MetadataValue, Output
+
+from trainpipe_assets.core import metadata as md
+from trainpipe_assets.core.artifacts import InfraValidation, Model, ModelEvaluation, PushedModel
+from trainpipe_assets.core.partitions import pipeline_asset
+from trainpipe_assets.core.serving_layout import (
+    copy_saved_model,
+    list_versions,
+    prune_versions,
+    read_pin,
+    serving_version,
+)
+from trainpipe_assets.core.settings import TrainpipeConfig
+from trainpipe_assets.core.step import Step
+from trainpipe_assets.core.storage import write_text
+
+CODE_VERSION = "push-v1"
+
+
+@pipeline_asset(
+    io_manager_key="artifact_io_manager",
+    kinds={"tensorflow"},
+    group_name="deployment",
+    code_version=CODE_VERSION,
+)
+def pushed_model(
+    context: AssetExecutionContext,
+    trainpipe: TrainpipeConfig,
+    trained_model: Model,
+    model_evaluation: ModelEvaluation,
+    infra_validation: InfraValidation,
+) -> Output[PushedModel]:
+    """TFX Pusher: `$TRAINPIPE_HOME/serving/<model_name>/<version>/`, written atomically; keeps the last K versions."""
+    if not model_evaluation.blessed:  # the blocking model_blessed check stops this first; never push regardless
+        raise Failure(description=f"model {trained_model.uri} is not blessed; not pushing")
+    if model_evaluation.candidate_uri != trained_model.uri:
+        raise Failure(
+            description=f"evaluation {model_evaluation.uri} judged {model_evaluation.candidate_uri}, "
+            f"not {trained_model.uri}"
+        )
+    if (
+        not infra_validation.blessed or infra_validation.candidate_uri != trained_model.uri
+    ):  # infra_blessed stops it first
+        raise Failure(
+            description=f"model {trained_model.uri} did not pass infra validation ({infra_validation.uri}); not pushing"
+        )
+    base = trainpipe.serving_dir
+    # The same model pushed before (same cache key) and still on disk is not pushed again as a new version.
+    step = Step(context, trainpipe, CODE_VERSION)
+    reused = step.reuse(
+        trained_model.cache_key or trained_model.uri,
+        trainpipe.settings.model_name,
+        accept=lambda pushed: Path(pushed.serving_path, "saved_model.pb").is_file(),
+    )
+    if reused:
+        event = f"no new version: this model is version {reused.value.version}"
+        return Output(
+            reused.value, metadata={**reused.metadata, md.SERVING_VERSION: serving_version(base), md.EVENT: event}
+        )
+    version = max(list_versions(base), default=0) + 1
+    serving_path = copy_saved_model(trained_model.serving_model_dir, base, version)
+    pin = read_pin(base)  # a rollback pin stays until `trainpipe rollback --clear`; the new version waits behind it
+    removed = prune_versions(
+        base, trainpipe.settings.push.keep_versions, protected={version} | ({pin} if pin else set())
+    )
+    serving = serving_version(base)
+    write_text(step.staging / "PUSHED", f"{serving_path}\n")
+    report = model_evaluation.report()
+    return step.output(
+        PushedModel(
+            **step.fields(),
+            model_name=trainpipe.settings.model_name,
+            version=version,
+            serving_path=str(serving_path),
+            source_model=trained_model.uri,
+        ),
+        {
+            md.VERSION: version,
+            md.SERVING_PATH: MetadataValue.path(str(serving_path)),
+            md.SERVING_VERSION: serving,
+            md.EVENT: "push" if serving == version else f"push (pinned: version {pin} keeps serving)",
+            md.MODEL_NAME: trainpipe.settings.model_name,
+            "source_partition": trained_model.partition,
+            "source_run_id": trained_model.run_id,
+            "metrics": MetadataValue.json(report["candidate"]["overall"]),
+            "removed_versions": MetadataValue.json(removed),
+        },
+    )

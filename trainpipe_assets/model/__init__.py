@@ -1,0 +1,1 @@
+"""Model components: Transform, Tuner (with its worker processes), Trainer and Evaluator (metrics, blessing)."""

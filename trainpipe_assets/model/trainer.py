@@ -1,0 +1,110 @@
+"""`trained_model` (TFX Trainer): the module's run_fn with TFX's FnArgs; every model kept under its run id."""
+
+import time
+
+import numpy as np
+from dagster import AssetExecutionContext, MetadataValue, Output
+
+from trainpipe_assets.core import metadata as md
+from trainpipe_assets.core.artifacts import Hyperparameters, Model, Schema, TransformGraph
+from trainpipe_assets.core.cache import function_fingerprint
+from trainpipe_assets.core.partitions import pipeline_asset
+from trainpipe_assets.core.retry import TRANSIENT_RETRY
+from trainpipe_assets.core.settings import TrainpipeConfig
+from trainpipe_assets.core.step import Step, fail
+from trainpipe_assets.model.tensorboard_logs import final_epoch_scalars
+from trainpipe_assets.module.api import fn_args_for
+from trainpipe_assets.module.loader import module_function
+
+CODE_VERSION = "training-v1"
+
+
+def folder_size(path) -> int:
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+
+
+def parameter_count(saved_model_dir) -> int:
+    """Values in the SavedModel's variables checkpoint (weights; the transform graph's tables are assets)."""
+    import tensorflow as tf
+
+    reader = tf.train.load_checkpoint(str(saved_model_dir / "variables" / "variables"))
+    shapes = reader.get_variable_to_shape_map()
+    return int(
+        sum(np.prod(shape) for name, shape in shapes.items() if not name.startswith("_CHECKPOINTABLE_OBJECT_GRAPH"))
+    )
+
+
+@pipeline_asset(
+    io_manager_key="saved_model_io_manager",
+    kinds={"tensorflow", "keras"},
+    group_name="training",
+    pool="training",
+    retry_policy=TRANSIENT_RETRY,
+    code_version=CODE_VERSION,
+)
+def trained_model(
+    context: AssetExecutionContext,
+    trainpipe: TrainpipeConfig,
+    transform_graph: TransformGraph,
+    schema: Schema,
+    best_hyperparameters: Hyperparameters,
+) -> Output[Model]:
+    """TFX Trainer: run_fn(fn_args) writes a SavedModel to fn_args.serving_model_dir and logs to model_run_dir."""
+    run_fn = module_function(trainpipe, "run_fn")
+    settings = trainpipe.settings
+    step = Step(context, trainpipe, CODE_VERSION)
+    if reused := step.reuse(
+        function_fingerprint(run_fn),
+        settings.train_steps,
+        settings.eval_steps,
+        settings.custom_config,
+        transform_graph.cache_key,
+        schema.cache_key,
+        best_hyperparameters.cache_key,
+    ):
+        return reused
+    staging = step.staging
+    model = Model(**step.fields(), run_id=context.run.run_id)
+    hyperparameters = best_hyperparameters.load()
+    started = time.perf_counter()
+    run_fn(
+        fn_args_for(
+            trainpipe,
+            transform_graph,
+            schema,
+            working_dir=str(staging),
+            serving_model_dir=str(model.serving_model_dir),
+            model_run_dir=str(model.model_run_dir),
+            hyperparameters=hyperparameters,
+        )
+    )
+    user_seconds = time.perf_counter() - started
+    if not (model.serving_model_dir / "saved_model.pb").is_file():
+        raise fail(
+            f"run_fn in {trainpipe.module_file} returned without writing a SavedModel to "
+            f"fn_args.serving_model_dir ({model.serving_model_dir})"
+        )
+    metrics = final_epoch_scalars(model.model_run_dir)
+    return step.output(
+        model,
+        {
+            md.TRAIN_METRICS: MetadataValue.json(metrics),
+            **{md.metric_key(k): v for k, v in metrics.items()},
+            "parameters": parameter_count(model.serving_model_dir),
+            "size_bytes": folder_size(model.serving_model_dir),
+            "train_steps": trainpipe.settings.train_steps,
+            "user_code_seconds": user_seconds,
+            md.HYPERPARAMETERS: MetadataValue.json(hyperparameters.get("values", {})),
+            md.EXAMPLE_PARTITIONS: MetadataValue.json(transform_graph.analyzed_partitions),
+            # Dagster keeps one pointer for a multi-partition input, so the lineage is recorded here in full.
+            md.LINEAGE: MetadataValue.json(
+                {
+                    "examples": transform_graph.example_fingerprints,
+                    "schema": schema.uri,
+                    "transform_graph": transform_graph.uri,
+                    "hyperparameters": best_hyperparameters.uri,
+                }
+            ),
+            "transform_graph": MetadataValue.path(transform_graph.uri),
+        },
+    )

@@ -1,0 +1,153 @@
+"""`new_data_sensor`: a new or changed CSV in the landing folder requests `ingest_job` for its day.
+`retrain_on_new_data_sensor`: once ingestion is quiet, days that were ingested and passed `examples_valid` since the
+last tick request one `training_job` for the latest window."""
+
+import datetime as dt
+import hashlib
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from dagster import DagsterRunStatus, RunRequest, RunsFilter, SensorEvaluationContext, SensorResult, SkipReason, sensor
+
+from trainpipe_assets.core.partitions import partitioning_for
+from trainpipe_assets.core.settings import TrainpipeConfig
+from trainpipe_assets.data.sources.csv_source import IN_PROGRESS_SUFFIXES, file_sha256, parse_file_name
+from trainpipe_assets.orchestration.jobs import ingest_job, training_job
+
+SETTLE_SECONDS = 30  # a file is complete once untouched this long, or once its size and mtime held for a tick
+
+
+@dataclass
+class IngestPlan:
+    run_requests: list[RunRequest] = field(default_factory=list)
+    cursor: dict = field(default_factory=dict)
+    waiting: list[str] = field(default_factory=list)
+    unparseable: list[str] = field(default_factory=list)
+    outside_partitions: list[str] = field(default_factory=list)
+
+    def skip_reason(self) -> str:
+        parts = []
+        if self.unparseable:
+            parts.append(f"file names not like <name>_YYYY-MM-DD.csv: {', '.join(self.unparseable)}")
+        if self.outside_partitions:
+            parts.append(f"days without a partition yet (or before the first): {', '.join(self.outside_partitions)}")
+        if self.waiting:
+            parts.append(f"still being written, retried next tick: {', '.join(self.waiting)}")
+        return "; ".join(parts) or "no new or changed files"
+
+
+def plan_ingest(landing_dir: Path, cursor: dict, partition_keys: set[str], now: float | None = None) -> IngestPlan:
+    """Cursor in -> run requests and cursor out. The cursor holds each file's last stat and the content hash that
+    was last requested, so a file is ingested once per content."""
+    now = time.time() if now is None else now
+    plan = IngestPlan()
+    changed_days: set[str] = set()
+    day_files: dict[str, list[tuple[str, str]]] = {}
+    paths = sorted(p for p in landing_dir.iterdir() if p.is_file()) if landing_dir.is_dir() else []
+    for path in paths:
+        if path.name.endswith(IN_PROGRESS_SUFFIXES):
+            plan.waiting.append(path.name)
+            continue
+        if path.name.startswith("."):
+            continue
+        parsed = parse_file_name(path.name)
+        if parsed is None:
+            plan.unparseable.append(path.name)
+            continue
+        day = parsed[1].isoformat()
+        st = path.stat()
+        seen = dict(cursor.get(path.name, {}))
+        stat_now = [st.st_size, st.st_mtime_ns]
+        settled = seen.get("stat") == stat_now or now - st.st_mtime >= SETTLE_SECONDS
+        if not settled:
+            plan.cursor[path.name] = {**seen, "stat": stat_now}
+            plan.waiting.append(path.name)
+            continue
+        if seen.get("hashed_stat") != stat_now:
+            seen["sha256"], seen["hashed_stat"] = file_sha256(path), stat_now
+        seen["stat"] = stat_now
+        plan.cursor[path.name] = seen
+        day_files.setdefault(day, []).append((path.name, seen["sha256"]))
+        if seen.get("requested") != seen["sha256"]:
+            if day in partition_keys:
+                changed_days.add(day)
+            else:
+                plan.outside_partitions.append(path.name)
+    for day in sorted(changed_days):
+        fingerprint = hashlib.sha256(json.dumps(sorted(day_files[day])).encode()).hexdigest()[:16]
+        plan.run_requests.append(
+            RunRequest(
+                run_key=f"ingest:{day}:{fingerprint}",
+                partition_key=day,
+                tags={"trainpipe/files": ",".join(n for n, _ in day_files[day])},
+            )
+        )
+        for name, sha in day_files[day]:
+            plan.cursor[name]["requested"] = sha
+    return plan
+
+
+@sensor(
+    job=ingest_job,
+    minimum_interval_seconds=30,
+    description="Ingests each new or changed <name>_YYYY-MM-DD.csv in the landing folder.",
+)
+def new_data_sensor(context: SensorEvaluationContext, trainpipe: TrainpipeConfig) -> SensorResult:
+    cursor = json.loads(context.cursor) if context.cursor else {}
+    plan = plan_ingest(trainpipe.landing_dir, cursor, set(partitioning_for(trainpipe).daily.get_partition_keys()))
+    if plan.unparseable:
+        context.log.warning(f"ignored files with unparseable names: {plan.unparseable}")
+    return SensorResult(
+        run_requests=plan.run_requests,
+        cursor=json.dumps(plan.cursor, sort_keys=True),
+        skip_reason=None if plan.run_requests else plan.skip_reason(),
+    )
+
+
+UNFINISHED = [
+    DagsterRunStatus.QUEUED,
+    DagsterRunStatus.NOT_STARTED,
+    DagsterRunStatus.STARTING,
+    DagsterRunStatus.STARTED,
+]
+
+
+@sensor(
+    job=training_job,
+    minimum_interval_seconds=60,
+    description="Retrains the latest window after new days were ingested and validated.",
+)
+def retrain_on_new_data_sensor(context: SensorEvaluationContext):
+    """A successful ingest_job run means the day's blocking examples_valid check passed; failed days never count.
+    Debounced: while any ingest run is unfinished the tick waits, so ten files of one day make one retrain."""
+    cursor = json.loads(context.cursor) if context.cursor else {"after": 0.0, "latest_day": None}
+    busy = context.instance.get_runs_count(RunsFilter(job_name=ingest_job.name, statuses=UNFINISHED))
+    if busy:
+        return SkipReason(f"waiting for {busy} ingest run(s) to finish before retraining")
+    records = context.instance.get_run_records(
+        RunsFilter(job_name=ingest_job.name, statuses=[DagsterRunStatus.SUCCESS], updated_after=_utc(cursor["after"])),
+        order_by="update_timestamp",
+        ascending=True,
+    )
+    new = [
+        r
+        for r in records
+        if r.update_timestamp.timestamp() > cursor["after"] and r.dagster_run.tags.get("dagster/partition")
+    ]
+    if not new:
+        return SkipReason("no newly ingested and validated day")
+    days = [r.dagster_run.tags["dagster/partition"] for r in new]
+    latest_day = max(days + ([cursor["latest_day"]] if cursor["latest_day"] else []))
+    after = max(r.update_timestamp.timestamp() for r in new)
+    context.update_cursor(json.dumps({"after": after, "latest_day": latest_day}))
+    return RunRequest(
+        run_key=f"retrain:{latest_day}:{after}",
+        partition_key=latest_day,
+        tags={"trainpipe/trigger": "new data", "trainpipe/new_days": ",".join(sorted(set(days)))},
+    )
+
+
+def _utc(timestamp: float) -> dt.datetime:
+    return dt.datetime.fromtimestamp(timestamp, dt.timezone.utc)

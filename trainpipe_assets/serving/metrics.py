@@ -1,0 +1,58 @@
+"""The server's Prometheus metrics, served at /metrics. Each app has its own registry (not prometheus_client's global
+one), so several apps in one process (tests, benchmarks) count separately and never clash over metric names."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+if TYPE_CHECKING:
+    from trainpipe_assets.serving.model_store import ModelStore
+
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
+
+
+class Metrics:
+    def __init__(self):
+        self.registry = CollectorRegistry()
+        # prometheus_client appends _total to a counter's name: this exposes trainpipe_requests_total
+        self.requests = Counter(
+            "trainpipe_requests", "requests by route and status code", ("route", "code"), registry=self.registry
+        )
+        self.request_seconds = Histogram(
+            "trainpipe_request_seconds",
+            "seconds from request to answer",
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.batch_size = Histogram(
+            "trainpipe_batch_size", "rows per signature call of :predict", buckets=BATCH_BUCKETS, registry=self.registry
+        )
+        self.fallbacks = Counter(
+            "trainpipe_batch_fallbacks", "merged calls that failed and ran request by request", registry=self.registry
+        )
+        self.serving_version = Gauge(
+            "trainpipe_serving_version",
+            "the version answering requests without a version or label; -1 before one is loaded",
+            ("model",),
+            registry=self.registry,
+        )
+
+    def observe(self, route: str, code: int, seconds: float) -> None:
+        self.requests.labels(route, str(code)).inc()
+        self.request_seconds.observe(seconds)
+
+    def observe_batch(self, rows: int) -> None:
+        self.batch_size.observe(rows)
+
+    def observe_fallback(self) -> None:
+        self.fallbacks.inc()
+
+    def render(self, store: ModelStore) -> bytes:
+        """The Prometheus text exposition of every metric; the serving version is read from the store now, so it
+        follows a pin or a new version without anyone having to report it."""
+        serving = store.serving()
+        self.serving_version.labels(store.name).set(serving.version if serving else -1)
+        return generate_latest(self.registry)

@@ -1,0 +1,67 @@
+"""The `trainpipe serve` arguments and their checks, shared by the `trainpipe` command line and the infra validator's
+sandbox (trainpipe_assets.serving.sandbox), so both start the server the same way."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model-name", required=True)
+    parser.add_argument("--model-base-path", required=True)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8501)
+    parser.add_argument(
+        "--poll-seconds", type=float, default=2.0, help="how often new versions and the pin are picked up"
+    )
+    parser.add_argument("--labels-file", help='JSON {"stable": 1, "canary": 2}')
+    parser.add_argument("--max-body-bytes", type=int, default=10 << 20)
+    parser.add_argument(
+        "--enable-batching", action="store_true", help="merge concurrent :predict requests into one model call"
+    )
+    parser.add_argument("--max-batch-size", type=int, default=32, help="rows per merged call (with --enable-batching)")
+    parser.add_argument(
+        "--batch-timeout-micros", type=int, default=1000, help="how long a batch waits for more requests"
+    )
+    parser.add_argument("--num-batch-threads", type=int, help="merged calls run in parallel (default: number of CPUs)")
+
+
+def serve_from_args(args: argparse.Namespace) -> int:
+    """Check the arguments (a ValueError says which is wrong), print where the server listens, and serve until
+    the process is stopped."""
+    # imported here, not at the top: the command line imports this module for every command, not only `serve`
+    from trainpipe_assets.serving.app import BatchingOptions, serve
+
+    if not Path(args.model_base_path).is_dir():
+        raise ValueError(f"--model-base-path {args.model_base_path} is not a folder")
+    if (
+        args.max_batch_size < 1
+        or args.batch_timeout_micros < 0
+        or (args.num_batch_threads is not None and args.num_batch_threads < 1)
+    ):
+        raise ValueError(
+            "--max-batch-size and --num-batch-threads must be at least 1, --batch-timeout-micros at least 0"
+        )
+    batching = None
+    if args.enable_batching:
+        batching = BatchingOptions(
+            args.max_batch_size, args.batch_timeout_micros, args.num_batch_threads or BatchingOptions.num_batch_threads
+        )
+    print(
+        f"serving {args.model_name} from {args.model_base_path} on "
+        f"http://{args.host}:{args.port}/v1/models/{args.model_name}"
+        + (f" (batching: {batching})" if batching else ""),
+        flush=True,
+    )
+    serve(
+        args.model_name,
+        Path(args.model_base_path),
+        args.host,
+        args.port,
+        args.poll_seconds,
+        Path(args.labels_file) if args.labels_file else None,
+        args.max_body_bytes,
+        batching,
+    )
+    return 0

@@ -1,0 +1,172 @@
+""":predict, :classify and :regress on a LoadedVersion: requests checked into signature calls, and the calls' outputs
+shaped into TF Serving's answers. Everything here runs on worker threads (or in tests), never on the event loop."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Optional, Sequence
+
+from trainpipe_assets.serving.codec import ApiError, decode_b64, encode_b64, serialize_example
+from trainpipe_assets.serving.model_store import LoadedVersion
+
+if TYPE_CHECKING:
+    from trainpipe_assets.serving.metrics import Metrics
+
+
+@dataclass(eq=False)
+class Call:
+    """One :predict request, parsed and checked: the columns to feed and, when they can be merged with other
+    requests', their row count."""
+
+    loaded: LoadedVersion
+    signature_name: str
+    columnar: bool
+    columns: dict[str, Any]
+    rows: Optional[int]
+
+
+def parse_predict(loaded: LoadedVersion, body: dict) -> Call:
+    if ("instances" in body) == ("inputs" in body):
+        raise ApiError(400, "the request must have exactly one of 'instances' (row format) or 'inputs' (columnar)")
+    name = body.get("signature_name", "serving_default")
+    if name not in loaded.model.signatures:
+        raise ApiError(400, f"serving signature name {name!r} not found (has {sorted(loaded.model.signatures)})")
+    specs = loaded.model.signatures[name].structured_input_signature[1]
+    if "instances" in body:
+        instances = decode_b64(body["instances"])
+        if not isinstance(instances, list) or not instances:
+            raise ApiError(400, "'instances' must be a non-empty list")
+        if len(specs) == 1 and not (isinstance(instances[0], dict) and set(instances[0]) == set(specs)):
+            columns = {next(iter(specs)): instances}
+        else:
+            if not all(isinstance(i, dict) for i in instances):
+                raise ApiError(400, f"each instance must be an object with inputs {sorted(specs)}")
+            columns = {k: [i.get(k) for i in instances] for k in specs}
+    else:
+        inputs = decode_b64(body["inputs"])
+        columns = inputs if isinstance(inputs, dict) else {next(iter(specs)): inputs}
+    missing = sorted(set(specs) - set(columns))
+    if missing:
+        raise ApiError(400, f"missing inputs {missing} for signature {name!r}")
+    columns = {k: columns[k] for k in specs}
+    lengths = {len(v) if isinstance(v, list) else -1 for v in columns.values()}
+    rows = lengths.pop() if len(lengths) == 1 and min(lengths) > 0 else None
+    return Call(loaded, name, "inputs" in body, columns, rows)
+
+
+def _invoke(loaded: LoadedVersion, signature_name: str, columns: dict[str, Any]) -> dict:
+    """The signature call (on a worker thread): numpy outputs, or a 400 for inputs the signature rejects."""
+    import tensorflow as tf
+
+    signature = loaded.model.signatures[signature_name]
+    specs = signature.structured_input_signature[1]
+    try:
+        tensors = {k: tf.constant(columns[k], dtype=specs[k].dtype) for k in specs}
+        return {k: v.numpy() for k, v in signature(**tensors).items()}
+    except (ValueError, TypeError, tf.errors.InvalidArgumentError) as e:
+        raise ApiError(400, f"{type(e).__name__}: {_error_line(e)}")
+
+
+def _error_line(e: Exception) -> str:
+    """The telling line of a TensorFlow error: not "Graph execution error:", the traceback or the node name."""
+    lines = [line.strip() for line in str(e).splitlines() if line.strip()]
+    telling = [
+        line for line in lines if not line.startswith(("Graph execution error", "Detected at node", "File ", "[["))
+    ]
+    return (telling or lines or [""])[-1][:500]
+
+
+def run_alone(call: Call) -> dict:
+    return {k: encode_b64(v.tolist()) for k, v in _invoke(call.loaded, call.signature_name, call.columns).items()}
+
+
+def run_merged(calls: Sequence[Call], metrics: Optional[Metrics] = None) -> list:
+    """One signature call for requests of the same version + signature, split back per request. If the merged call
+    fails or an output has no batch dimension, each request runs alone, so each gets its own answer or error."""
+
+    def alone(call: Call):
+        if metrics:
+            metrics.observe_batch(call.rows or 1)
+        try:
+            return run_alone(call)
+        except Exception as e:
+            return e
+
+    if len(calls) == 1:
+        return [alone(calls[0])]
+    first, total = calls[0], sum(c.rows for c in calls)
+    try:
+        merged = {k: [row for c in calls for row in c.columns[k]] for k in first.columns}
+        outputs = _invoke(first.loaded, first.signature_name, merged)
+        if not all(v.ndim and len(v) == total for v in outputs.values()):
+            raise ValueError("an output has no batch dimension")
+    except Exception:
+        if metrics:
+            metrics.observe_fallback()
+        return [alone(c) for c in calls]
+    if metrics:
+        metrics.observe_batch(total)
+    answers, start = [], 0
+    for call in calls:
+        answers.append({k: encode_b64(v[start : start + call.rows].tolist()) for k, v in outputs.items()})
+        start += call.rows
+    return answers
+
+
+def predict_response(call: Call, outputs: dict) -> dict:
+    if call.columnar:
+        return {"outputs": next(iter(outputs.values())) if len(outputs) == 1 else outputs}
+    if len(outputs) == 1:
+        return {"predictions": next(iter(outputs.values()))}
+    rows = len(next(iter(outputs.values())))
+    return {"predictions": [{k: v[i] for k, v in outputs.items()} for i in range(rows)]}
+
+
+def predict(loaded: LoadedVersion, body: dict) -> dict:
+    """A :predict request answered on the calling thread (no batching)."""
+    call = parse_predict(loaded, body)
+    return predict_response(call, run_alone(call))
+
+
+METHODS = {"classify": "tensorflow/serving/classify", "regress": "tensorflow/serving/regress"}
+
+
+def classify_or_regress(loaded: LoadedVersion, body: dict, method: str) -> dict:
+    """TF Serving's :classify / :regress: {"signature_name"?, "context"?, "examples": [{feature: value}]} run through a
+    signature whose method_name is tensorflow/serving/classify (or regress) and whose one input takes tf.Examples."""
+    name = body.get("signature_name", "serving_default")
+    if loaded.methods.get(name) != METHODS[method]:
+        raise ApiError(
+            400,
+            f":{method} needs a signature with method_name {METHODS[method]}; signature {name!r} has "
+            f"{loaded.methods.get(name)!r} (signatures: {loaded.methods})",
+        )
+    examples, context = decode_b64(body.get("examples")), decode_b64(body.get("context", {}))
+    if not isinstance(examples, list) or not examples or not all(isinstance(e, dict) for e in examples):
+        raise ApiError(400, "'examples' must be a non-empty list of objects")
+    if not isinstance(context, dict):
+        raise ApiError(400, "'context' must be an object")
+    specs = loaded.model.signatures[name].structured_input_signature[1]
+    if len(specs) != 1:
+        raise ApiError(400, f"signature {name!r} must have one input of serialized tf.Examples, has {sorted(specs)}")
+    outputs = _invoke(loaded, name, {next(iter(specs)): [serialize_example({**context, **e}) for e in examples]})
+    n = len(examples)
+    if method == "regress":
+        values = outputs.get("outputs", next(iter(outputs.values())))
+        if values.size != n:
+            raise ApiError(400, f"signature {name!r} must output one value per example, output shape {values.shape}")
+        return {"results": values.reshape(n).tolist()}
+    if "scores" not in outputs and "classes" not in outputs:
+        raise ApiError(400, f"signature {name!r} outputs neither 'classes' nor 'scores' ({sorted(outputs)})")
+    scores = outputs["scores"].reshape(n, -1).tolist() if "scores" in outputs else None
+    classes = None
+    if "classes" in outputs:
+        classes = [[c.decode() for c in row] for row in outputs["classes"].reshape(n, -1).tolist()]
+    width = len((classes or scores)[0])
+    # as TF Serving: [label, score] per class; a missing label is "", a missing score 0
+    return {
+        "result": [
+            [[classes[i][j] if classes else "", scores[i][j] if scores else 0.0] for j in range(width)]
+            for i in range(n)
+        ]
+    }

@@ -1,0 +1,85 @@
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from dagster import AssetKey, DagsterInstance
+
+from trainpipe_assets.cli import main
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_simulate_writes_one_file_per_day(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("TRAINPIPE_HOME", str(tmp_path))
+    assert main(["simulate", "--days", "3", "--rows-per-day", "20", "--end", "2024-03-03", "--seed", "4"]) == 0
+    files = sorted(p.name for p in (tmp_path / "landing").iterdir())
+    assert files == ["trips_2024-03-01.csv", "trips_2024-03-02.csv", "trips_2024-03-03.csv"]
+    assert (tmp_path / "landing" / files[0]).read_text().count("\n") == 21
+    assert "wrote 3 files" in capsys.readouterr().out
+
+
+def test_bad_arguments_are_reported_without_a_traceback(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("TRAINPIPE_HOME", str(tmp_path))
+    assert main(["simulate", "--days", "0", "--rows-per-day", "5"]) == 2
+    assert "trainpipe simulate: error: --days and --rows-per-day must be >= 1" in capsys.readouterr().err
+
+
+def run(args, env):
+    return subprocess.run(args, env=env, capture_output=True, text=True, timeout=600, stdin=subprocess.DEVNULL)
+
+
+def test_demo_then_history_and_the_ci_command_on_the_same_event_log(tmp_path, monkeypatch, fast_config):
+    """What the README promises: `trainpipe demo`, `trainpipe history`, `dagster job execute ... ingest_job`."""
+    env = {
+        **os.environ,
+        "TRAINPIPE_HOME": str(tmp_path / "tp"),
+        "DAGSTER_HOME": str(tmp_path / "dagster"),
+        "TRAINPIPE_CONFIG": str(fast_config),
+    }
+    bin_dir = Path(sys.executable).parent
+    demo = run([str(bin_dir / "trainpipe"), "demo", "--days", "2", "--rows-per-day", "150", "--end", "2024-03-02"], env)
+    assert demo.returncode == 0, demo.stdout[-3000:] + demo.stderr[-3000:]
+    assert "2024-03-02: ok train=" in demo.stdout and "examples_valid=True" in demo.stdout
+    assert (
+        "training_job for the window ending 2024-03-01" in demo.stdout
+        and "training_job for the window ending 2024-03-02" in demo.stdout
+    )
+    assert "pushed_model: version=1" in demo.stdout and "baseline_version=1" in demo.stdout
+    assert (
+        "serving now: trips_model version" in demo.stdout
+        and "dagster dev" in demo.stdout
+        and "trainpipe history" in demo.stdout
+    )
+    assert "infra_validation: infra_blessed=True" in demo.stdout
+    assert "batch_predictions: " in demo.stdout and "serving_model_performance: version" in demo.stdout
+    assert ':predict with 3 raw eval examples -> HTTP 200 {"predictions": [[' in demo.stdout
+
+    history = run([str(bin_dir / "trainpipe"), "history", "--json"], env)
+    assert history.returncode == 0, history.stderr[-2000:]
+    models = json.loads(history.stdout)["models"]
+    assert [m["partition"] for m in models] == ["2024-03-02", "2024-03-01"]
+    assert models[1]["pushed_version"] == 1 and models[0]["baseline_version"] == 1
+    table = run([str(bin_dir / "trainpipe"), "history"], env).stdout
+    assert table.startswith("serving now: version") and "2024-03-01" in table
+
+    execute = run(
+        [
+            str(bin_dir / "dagster"),
+            "job",
+            "execute",
+            "-m",
+            "trainpipe_assets.definitions",
+            "-j",
+            "ingest_job",
+            "--tags",
+            json.dumps({"dagster/partition": "2024-03-01"}),
+        ],
+        env,
+    )
+    assert execute.returncode == 0, execute.stderr[-3000:]
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster"))
+    with DagsterInstance.get() as instance:
+        records = instance.fetch_materializations(AssetKey("examples"), limit=10).records
+    assert [r.partition_key for r in records].count("2024-03-01") == 2  # once by the demo, once by the CLI
