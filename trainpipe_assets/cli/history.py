@@ -59,10 +59,12 @@ def run_history(args: argparse.Namespace) -> int:
     from dagster import DagsterInstance
 
     from trainpipe_assets.core.event_log import current_baseline, model_history
+    from trainpipe_assets.core.run_records import record_unrecorded_pushes
     from trainpipe_assets.core.settings import TrainpipeConfig
 
     serving_dir = TrainpipeConfig.from_env().serving_dir
     with DagsterInstance.get() as instance:
+        record_unrecorded_pushes(instance, serving_dir)  # a version a killed run left unrecorded; dead runs failed
         if args.serving or args.at:
             _timeline(instance, args)
             return 0
@@ -80,8 +82,11 @@ def run_diff(args: argparse.Namespace) -> int:
     from dagster import DagsterInstance
 
     from trainpipe_assets.core.event_log import model_history
+    from trainpipe_assets.core.run_records import record_unrecorded_pushes
+    from trainpipe_assets.core.settings import TrainpipeConfig
 
     with DagsterInstance.get() as instance:
+        record_unrecorded_pushes(instance, TrainpipeConfig.from_env().serving_dir)
         rows = {r["pushed_version"]: r for r in model_history(instance, 1000) if r["pushed_version"] is not None}
     missing = [v for v in (args.v1, args.v2) if v not in rows]
     if missing:

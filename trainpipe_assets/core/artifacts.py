@@ -42,6 +42,22 @@ class Examples:
     def num_rows(self) -> int:
         return sum(self.row_counts.values())
 
+    def only(self, partitions: list[str]) -> "Examples":
+        """The same examples restricted to `partitions` (the others join `missing_partitions`); row counts are read
+        from each day's manifest."""
+        keep = [(u, p) for u, p in zip(self.uris, self.partitions) if p in partitions]
+        counts: dict[str, int] = {}
+        for uri, _ in keep:
+            for split, n in json.loads((Path(uri) / MANIFEST).read_text())["fields"]["row_counts"].items():
+                counts[split] = counts.get(split, 0) + n
+        return Examples(
+            uris=[u for u, _ in keep],
+            partitions=[p for _, p in keep],
+            row_counts=counts or {s: 0 for s in self.row_counts},
+            missing_partitions=sorted(set(self.missing_partitions) | (set(self.partitions) - set(partitions))),
+            fingerprints={p: f for p, f in self.fingerprints.items() if p in partitions},
+        )
+
 
 @dataclass(frozen=True)
 class Statistics:

@@ -13,6 +13,7 @@ from typing import Optional
 from dagster import AssetKey, DagsterInstance, EventLogRecord
 
 from trainpipe_assets.core import metadata as md
+from trainpipe_assets.core.run_records import record_unrecorded_pushes
 from trainpipe_assets.core.serving_layout import read_pin
 
 
@@ -45,7 +46,10 @@ def _serving_version(metadata) -> int:
 
 def current_baseline(instance: DagsterInstance, serving_base: Optional[Path] = None) -> Optional[ServingRef]:
     """The model serving now, which the Evaluator compares against: the latest `pushed_model` event (a push or a
-    rollback) in the event log, never file mtimes; a rollback pin in `serving_base` wins over the log."""
+    rollback) in the event log, never file mtimes; a rollback pin in `serving_base` wins over the log. With
+    `serving_base`, versions on disk whose push was never recorded (the pushing run died) are recorded first."""
+    if serving_base is not None:
+        record_unrecorded_pushes(instance, serving_base)
     record = latest_materialization(instance, "pushed_model")
     if record is None:
         return None

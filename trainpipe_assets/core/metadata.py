@@ -12,6 +12,10 @@ CACHE_KEY = "cache_key"
 CACHED = "cached"
 REUSED_RUN_ID = "reused_run_id"
 
+# every asset that reads a training window
+EXCLUDED_DAYS = "excluded_days"  # JSON {day: why}: days left out because they did not pass examples_valid
+ADMITTED_DAYS = "admitted_days"  # JSON {day: why}: days used anyway, by run tag trainpipe/admit_days
+
 # examples
 ROWS = "rows"
 REJECTED_ROWS = "rejected_rows"

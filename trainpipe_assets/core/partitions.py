@@ -24,6 +24,7 @@ from dagster import (
 )
 
 from trainpipe_assets.core.io_managers.artifact_dir import WINDOW
+from trainpipe_assets.core.retry import fail_fast_unless_transient
 
 
 @dataclass(frozen=True)
@@ -68,7 +69,8 @@ class AssetBlueprint:
 
     def build(self, p: Partitioning) -> AssetsDefinition:
         ins = {name: p.window_input(name) for name in self.windowed}
-        return asset(name=self.name, partitions_def=p.daily, ins=ins or None, **self.options)(self.fn)
+        fn = fail_fast_unless_transient(self.fn)
+        return asset(name=self.name, partitions_def=p.daily, ins=ins or None, **self.options)(fn)
 
 
 class CheckBlueprint:

@@ -3,8 +3,10 @@ unless a `PINNED` file beside the versions names another (a rollback)."""
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
+from typing import Optional
 
 from trainpipe_assets.core.storage import copy_dir, write_text
 
@@ -45,9 +47,30 @@ def serving_version(base: Path) -> int | None:
     return read_pin(base) or max(list_versions(base), default=None)
 
 
-def copy_saved_model(source: Path, base: Path, version: int) -> Path:
-    """Copy a SavedModel to `<base>/<version>/` atomically, saved_model.pb last (a server treats it as "complete")."""
-    return copy_dir(source, base / str(version), last="saved_model.pb", what="serving version")
+PUSH_RECORD = "PUSH.json"  # inside a version: which run pushed which model, written before the rename
+
+
+def copy_saved_model(source: Path, base: Path, version: int, record: Optional[dict] = None) -> Path:
+    """Copy a SavedModel to `<base>/<version>/` atomically, with its push record, saved_model.pb last (a server
+    treats it as "complete"). The record lets a version whose push event was never written be recognised."""
+    extra = {PUSH_RECORD: json.dumps({**record, "version": version}, indent=2)} if record else None
+    return copy_dir(source, base / str(version), last="saved_model.pb", what="serving version", extra=extra)
+
+
+def read_push_record(base: Path, version: int) -> Optional[dict]:
+    try:
+        return json.loads((base / str(version) / PUSH_RECORD).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def version_of_model(base: Path, cache_key: str) -> Optional[int]:
+    """The version already holding the model with this cache key (pushed before, by any run), if still on disk."""
+    for version in reversed(list_versions(base)):
+        record = read_push_record(base, version)
+        if record and record.get("cache_key") == cache_key:
+            return version
+    return None
 
 
 def prune_versions(base: Path, keep: int, protected: set[int]) -> list[int]:

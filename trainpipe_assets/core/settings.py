@@ -26,7 +26,7 @@ class SourceSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
     kind: Literal["csv", "sql"] = "csv"
     landing_dir: str = "landing"
-    url: Optional[str] = None  # SQLAlchemy URL, e.g. sqlite:///data.db or postgresql+pg8000://user:pw@host/db
+    url: Optional[str] = None  # SQLAlchemy URL: sqlite:///data.db, postgresql://user:pw@host/db (psycopg 3)
     table: Optional[str] = Field(None, pattern=r"^[A-Za-z_][A-Za-z0-9_.]*$")
     query: Optional[str] = None
     timestamp_column: Optional[str] = Field(None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -122,6 +122,7 @@ class PipelineSettings(BaseModel):
     custom_config: dict = Field(default_factory=dict)
     partitions_start: str = "2024-01-01"
     window_days: int = Field(7, ge=1)
+    min_window_days: int = Field(1, ge=1)  # fewer days that passed examples_valid in a window fails the run
     splits: dict[str, int] = Field(default_factory=lambda: {"train": 2, "eval": 1})
     partition_feature: Optional[str] = None
     max_rejected_fraction: float = Field(0.05, ge=0, le=1)
@@ -146,6 +147,17 @@ class PipelineSettings(BaseModel):
         if unknown:
             raise ValueError(f"thresholds for metrics that are not computed: {unknown} (metrics: {evaluation.metrics})")
         return evaluation
+
+    @field_validator("partitions_start")
+    @classmethod
+    def _partitions_start_is_a_date(cls, value: str) -> str:
+        import datetime as dt
+
+        try:
+            dt.date.fromisoformat(value)
+        except ValueError:
+            raise ValueError(f"not a date (YYYY-MM-DD): {value!r}") from None
+        return value
 
     @field_validator("splits")
     @classmethod

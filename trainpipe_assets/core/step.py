@@ -14,12 +14,15 @@ import functools
 from pathlib import Path
 from typing import Any, Callable, Optional
 
-from dagster import AssetExecutionContext, Failure, Output
+from dagster import AssetExecutionContext, Failure, MetadataValue, Output
 
 from trainpipe_assets.core import metadata as md
+from trainpipe_assets.core.artifacts import Examples
 from trainpipe_assets.core.cache import fingerprint, reusable
+from trainpipe_assets.core.run_records import tag_run_process
 from trainpipe_assets.core.settings import TrainpipeConfig
-from trainpipe_assets.core.storage import staging_dir
+from trainpipe_assets.core.storage import PartitionBusy, lock_partition, staging_dir
+from trainpipe_assets.core.validation import ADMIT_TAG, admitted_days, judge_window
 
 
 def fail(description: str) -> Failure:
@@ -29,8 +32,16 @@ def fail(description: str) -> Failure:
 
 class Step:
     def __init__(self, context: AssetExecutionContext, trainpipe: TrainpipeConfig, code_version: str):
+        """Takes the partition's write lock for this run: a second run of the same asset and partition fails at once,
+        naming the run that is writing it (the IO manager releases the lock once the artifact is in place)."""
         self.context, self.trainpipe, self.code_version = context, trainpipe, code_version
         self.key: Optional[str] = None
+        self.window_metadata: dict = {}
+        try:
+            lock_partition(trainpipe.artifacts_dir, context.asset_key.path[-1], self.partition, context.run.run_id)
+        except PartitionBusy as e:
+            raise fail(str(e)) from e
+        tag_run_process(context.instance, context.run.run_id)  # so a killed run can be told from a running one
 
     @property
     def partition(self) -> str:
@@ -59,6 +70,32 @@ class Step:
         """The fields every folder artifact has: where it is being written, its partition and its cache key."""
         return {"uri": str(self.staging), "partition": self.partition, "cache_key": self.key or ""}
 
-    def output(self, artifact: Any, metadata: dict) -> Output:
-        extra = {md.CACHE_KEY: self.key, md.CACHED: False} if self.key else {}
-        return Output(artifact, metadata={**metadata, **extra})
+    def validated(self, window: Examples | dict[str, Any]) -> Any:
+        """The window restricted to the days that passed examples_valid on their latest ingest (or were admitted by
+        the run tag trainpipe/admit_days). Left-out days are logged and recorded in the metadata; fewer usable days
+        than `min_window_days` fails the step, naming them."""
+        days = window.partitions if isinstance(window, Examples) else sorted(window)
+        verdict = judge_window(self.context.instance, days, admitted_days(self.context.run.tags))
+        for day, why in verdict.excluded.items():
+            self.context.log.warning(f"{day} is left out of the window: {why}")
+        for day, why in verdict.admitted.items():
+            self.context.log.warning(f"{day} is admitted by run tag {ADMIT_TAG} although {why}")
+        minimum = self.trainpipe.settings.min_window_days
+        if len(verdict.usable) < minimum:
+            left_out = "; ".join(f"{d}: {why}" for d, why in verdict.excluded.items()) or "none"
+            raise fail(
+                f"only {len(verdict.usable)} day(s) of the window passed examples_valid ({verdict.usable}), fewer "
+                f"than min_window_days={minimum}. Left out: {left_out}. To use a day anyway, tag the run "
+                f"{ADMIT_TAG}=<day>[,<day>]."
+            )
+        self.window_metadata = {
+            md.EXCLUDED_DAYS: MetadataValue.json(verdict.excluded),
+            **({md.ADMITTED_DAYS: MetadataValue.json(verdict.admitted)} if verdict.admitted else {}),
+        }
+        if isinstance(window, Examples):
+            return window.only(verdict.usable) if verdict.excluded else window
+        return {d: a for d, a in window.items() if d in verdict.usable}
+
+    def output(self, artifact: Any, metadata: dict, cached: bool = False) -> Output:
+        extra = {md.CACHE_KEY: self.key, md.CACHED: cached} if self.key else {}
+        return Output(artifact, metadata={**metadata, **self.window_metadata, **extra})

@@ -13,6 +13,7 @@ from trainpipe_assets.core.settings import TrainpipeConfig
 from trainpipe_assets.core.step import Step, fail
 from trainpipe_assets.core.storage import write_text
 from trainpipe_assets.data.statistics_gen import Stats, common_stats_of
+from trainpipe_assets.module.loader import require_functions
 
 CODE_VERSION = "schema-v1"
 MAX_STRING_DOMAIN_SIZE = 100  # more distinct values than this is free text or an id, not a category
@@ -119,11 +120,15 @@ def schema(
     context: AssetExecutionContext, trainpipe: TrainpipeConfig, statistics: dict[str, Statistics]
 ) -> Output[Schema]:
     """TFX SchemaGen: types, presence, shapes and string domains from the statistics of every day in the window."""
+    # The first step of training_job: a module that lacks a function the run needs fails here, before any work.
+    needed = ["preprocessing_fn", "run_fn"] + (["tuner_fn"] if trainpipe.settings.tuning.enabled else [])
+    require_functions(trainpipe, needed)
     window = context.asset_partition_keys_for_input("statistics")
     missing = [d for d in window if d not in statistics]
     user_file = trainpipe.schema_file
     user_text = read_schema_file(user_file) if user_file is not None else None
     step = Step(context, trainpipe, CODE_VERSION)
+    statistics = step.validated(statistics)  # schema inference never learns from a day that failed validation
     if reused := step.reuse({d: s.cache_key for d, s in statistics.items()}, str(user_text)):
         return reused
     if user_file is not None:

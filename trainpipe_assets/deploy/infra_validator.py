@@ -7,6 +7,7 @@ import statistics as stats
 from dagster import AssetCheckExecutionContext, AssetCheckResult, AssetExecutionContext, MetadataValue, Output
 
 from trainpipe_assets.core.artifacts import Examples, InfraValidation, Model, ModelEvaluation
+from trainpipe_assets.core.faults import kill_point
 from trainpipe_assets.core.partitions import pipeline_asset, pipeline_check
 from trainpipe_assets.core.records import read_records
 from trainpipe_assets.core.settings import TrainpipeConfig
@@ -40,6 +41,7 @@ def infra_validation(
             f"evaluation {model_evaluation.uri} judged {model_evaluation.candidate_uri}, not {trained_model.uri}"
         )
     step = Step(context, trainpipe, CODE_VERSION)
+    examples = step.validated(examples)
     # A failed verdict is never reused: the next run tries again.
     if reused := step.reuse(
         settings.model_dump(),
@@ -58,6 +60,7 @@ def infra_validation(
             trained_model.serving_model_dir, trainpipe.settings.model_name, sample, settings, staging / "sandbox"
         )
         blessed, attempts = verdict.blessed, verdict.to_json()["attempts"]
+        kill_point("infra_validation")
     else:
         blessed, attempts = (
             True,

@@ -6,13 +6,16 @@ from dagster import AssetExecutionContext, Failure, MetadataValue, Output
 
 from trainpipe_assets.core import metadata as md
 from trainpipe_assets.core.artifacts import InfraValidation, Model, ModelEvaluation, PushedModel
+from trainpipe_assets.core.faults import kill_point
 from trainpipe_assets.core.partitions import pipeline_asset
+from trainpipe_assets.core.run_records import record_unrecorded_pushes
 from trainpipe_assets.core.serving_layout import (
     copy_saved_model,
     list_versions,
     prune_versions,
     read_pin,
     serving_version,
+    version_of_model,
 )
 from trainpipe_assets.core.settings import TrainpipeConfig
 from trainpipe_assets.core.step import Step
@@ -49,27 +52,61 @@ def pushed_model(
             description=f"model {trained_model.uri} did not pass infra validation ({infra_validation.uri}); not pushing"
         )
     base = trainpipe.serving_dir
-    # The same model pushed before (same cache key) and still on disk is not pushed again as a new version.
     step = Step(context, trainpipe, CODE_VERSION)
-    reused = step.reuse(
-        trained_model.cache_key or trained_model.uri,
-        trainpipe.settings.model_name,
-        accept=lambda pushed: Path(pushed.serving_path, "saved_model.pb").is_file(),
-    )
-    if reused:
-        event = f"no new version: this model is version {reused.value.version}"
-        return Output(
-            reused.value, metadata={**reused.metadata, md.SERVING_VERSION: serving_version(base), md.EVENT: event}
+    key = step.cache_key(trained_model.cache_key or trained_model.uri, trainpipe.settings.model_name)
+    record_unrecorded_pushes(context.instance, base)  # a version a killed run left unrecorded is recorded first
+    facts = {
+        md.MODEL_NAME: trainpipe.settings.model_name,
+        "source_partition": trained_model.partition,
+        "source_run_id": trained_model.run_id,
+        "metrics": MetadataValue.json(model_evaluation.report()["candidate"]["overall"]),
+    }
+    # The same model already on disk (by its push record; older versions by the cache) is not pushed again.
+    existing = version_of_model(base, key)
+    if existing is None:
+        earlier = step.reuse(
+            trained_model.cache_key or trained_model.uri,
+            trainpipe.settings.model_name,
+            accept=lambda pushed: Path(pushed.serving_path, "saved_model.pb").is_file(),
+        )
+        existing = earlier.value.version if earlier else None
+    if existing is not None:
+        serving_path = base / str(existing)
+        write_text(step.staging / "PUSHED", f"{serving_path}\n")
+        artifact = PushedModel(
+            **step.fields(),
+            model_name=trainpipe.settings.model_name,
+            version=existing,
+            serving_path=str(serving_path),
+            source_model=trained_model.uri,
+        )
+        return step.output(
+            artifact,
+            {
+                md.VERSION: existing,
+                md.SERVING_PATH: MetadataValue.path(str(serving_path)),
+                md.SERVING_VERSION: serving_version(base),
+                md.EVENT: f"no new version: this model is version {existing}",
+                **facts,
+            },
+            cached=True,
         )
     version = max(list_versions(base), default=0) + 1
-    serving_path = copy_saved_model(trained_model.serving_model_dir, base, version)
+    record = {
+        "run_id": context.run.run_id,
+        "partition": context.partition_key,
+        "source_model": trained_model.uri,
+        "cache_key": key,
+        "model_name": trainpipe.settings.model_name,
+    }
+    serving_path = copy_saved_model(trained_model.serving_model_dir, base, version, record)
+    kill_point("push:after_rename")
     pin = read_pin(base)  # a rollback pin stays until `trainpipe rollback --clear`; the new version waits behind it
     removed = prune_versions(
         base, trainpipe.settings.push.keep_versions, protected={version} | ({pin} if pin else set())
     )
     serving = serving_version(base)
     write_text(step.staging / "PUSHED", f"{serving_path}\n")
-    report = model_evaluation.report()
     return step.output(
         PushedModel(
             **step.fields(),
@@ -83,10 +120,7 @@ def pushed_model(
             md.SERVING_PATH: MetadataValue.path(str(serving_path)),
             md.SERVING_VERSION: serving,
             md.EVENT: "push" if serving == version else f"push (pinned: version {pin} keeps serving)",
-            md.MODEL_NAME: trainpipe.settings.model_name,
-            "source_partition": trained_model.partition,
-            "source_run_id": trained_model.run_id,
-            "metrics": MetadataValue.json(report["candidate"]["overall"]),
             "removed_versions": MetadataValue.json(removed),
+            **facts,
         },
     )

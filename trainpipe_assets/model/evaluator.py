@@ -91,6 +91,7 @@ def model_evaluation(
     elif ev.force_bless:
         force = "config evaluation.force_bless: true"
     step = Step(context, trainpipe, CODE_VERSION)
+    examples = step.validated(examples)
     if reused := step.reuse(
         ev.model_dump(),
         settings.label_key,

@@ -1,5 +1,6 @@
 """`trained_model` (TFX Trainer): the module's run_fn with TFX's FnArgs; every model kept under its run id."""
 
+import math
 import time
 
 import numpy as np
@@ -8,6 +9,7 @@ from dagster import AssetExecutionContext, MetadataValue, Output
 from trainpipe_assets.core import metadata as md
 from trainpipe_assets.core.artifacts import Hyperparameters, Model, Schema, TransformGraph
 from trainpipe_assets.core.cache import function_fingerprint
+from trainpipe_assets.core.faults import kill_point
 from trainpipe_assets.core.partitions import pipeline_asset
 from trainpipe_assets.core.retry import TRANSIENT_RETRY
 from trainpipe_assets.core.settings import TrainpipeConfig
@@ -79,12 +81,19 @@ def trained_model(
         )
     )
     user_seconds = time.perf_counter() - started
+    kill_point("training")
     if not (model.serving_model_dir / "saved_model.pb").is_file():
         raise fail(
             f"run_fn in {trainpipe.module_file} returned without writing a SavedModel to "
             f"fn_args.serving_model_dir ({model.serving_model_dir})"
         )
     metrics = final_epoch_scalars(model.model_run_dir)
+    not_finite = {k: v for k, v in metrics.items() if k.endswith("loss") and not math.isfinite(v)}
+    if not_finite:
+        raise fail(
+            f"run_fn in {trainpipe.module_file} trained to a non-finite loss ({not_finite}): the model is not kept. "
+            "Look for NaN or infinite inputs the transform let through, or a learning rate too large."
+        )
     return step.output(
         model,
         {

@@ -9,6 +9,7 @@ from dagster import AssetExecutionContext, MetadataValue, Output
 
 from trainpipe_assets.core.artifacts import Examples, Schema, TransformGraph, split_dir
 from trainpipe_assets.core.cache import function_fingerprint
+from trainpipe_assets.core.faults import kill_point
 from trainpipe_assets.core.partitions import pipeline_asset
 from trainpipe_assets.core.retry import TRANSIENT_RETRY
 from trainpipe_assets.core.settings import TrainpipeConfig
@@ -93,6 +94,7 @@ def transform_graph(
     settings = trainpipe.settings
     preprocessing_fn = module_function(trainpipe, "preprocessing_fn", settings.custom_config)
     step = Step(context, trainpipe, CODE_VERSION)
+    examples = step.validated(examples)
     fingerprints = (
         function_fingerprint(preprocessing_fn),
         settings.custom_config,
@@ -104,6 +106,7 @@ def transform_graph(
     started = time.perf_counter()
     counts = run_transform(preprocessing_fn, schema.load(), examples, step.staging, settings.beam_pipeline_args)
     user_seconds = time.perf_counter() - started
+    kill_point("transform")
     artifact = TransformGraph(
         **step.fields(),
         analyzed_partitions=examples.partitions,

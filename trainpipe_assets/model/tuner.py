@@ -7,6 +7,7 @@ from dagster import AssetExecutionContext, MetadataValue, Output
 
 from trainpipe_assets.core.artifacts import Hyperparameters, Schema, TransformGraph
 from trainpipe_assets.core.cache import function_fingerprint
+from trainpipe_assets.core.faults import kill_point
 from trainpipe_assets.core.partitions import pipeline_asset
 from trainpipe_assets.core.retry import TRANSIENT_RETRY
 from trainpipe_assets.core.settings import TrainpipeConfig
@@ -84,6 +85,7 @@ def best_hyperparameters(
             result.tuner.search(**result.fit_kwargs)
             tuner = result.tuner
         metadata["user_code_seconds"] = time.perf_counter() - started
+        kill_point("tuning")
         metadata["parallel_trials"] = workers
         best = tuner.get_best_hyperparameters(1)
         if not best:

@@ -60,3 +60,21 @@ def module_function(trainpipe, name: str, custom_config: dict | None = None) -> 
         return user_function(trainpipe.module_file, name, custom_config)
     except ModuleFileError as e:
         raise Failure(description=str(e), allow_retries=False) from e
+
+
+def require_functions(trainpipe, names: list[str]) -> None:
+    """Fail at once, naming the file and every missing function, when the module lacks one the run will need (so a
+    module without run_fn is found before transform and tuning run, not after)."""
+    from dagster import Failure
+
+    try:
+        module = load_module_file(trainpipe.module_file)
+    except ModuleFileError as e:
+        raise Failure(description=str(e), allow_retries=False) from e
+    missing = [name for name in names if not callable(getattr(module, name, None))]
+    if missing:
+        raise Failure(
+            description=f"module_file {trainpipe.module_file} defines no {', '.join(f'{n}()' for n in missing)}, "
+            f"which this run needs ({', '.join(names)})",
+            allow_retries=False,
+        )

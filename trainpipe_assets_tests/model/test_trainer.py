@@ -97,3 +97,39 @@ def test_run_fn_that_saves_nothing_fails_clearly(pipeline, instance, tmp_path):
         result
     )
     assert not list((home / "artifacts" / "trained_model").glob(f"{DAYS[-1]}/*"))
+
+
+NAN_LOSS_MODULE = '''
+import tensorflow as tf
+
+
+def run_fn(fn_args):
+    """Logs a NaN epoch loss the way Keras' TensorBoard callback does, and saves a model anyway."""
+    with tf.summary.create_file_writer(fn_args.model_run_dir + "/train").as_default():
+        tf.summary.scalar("epoch_loss", float("nan"), step=0)
+    module = tf.Module()
+    module.serve = tf.function(lambda x: {"y": x}, input_signature=[tf.TensorSpec([None], tf.string)])
+    tf.saved_model.save(module, fn_args.serving_model_dir, signatures={"serving_default": module.serve})
+'''
+
+
+def test_a_nan_loss_fails_the_step_and_keeps_no_model(pipeline, instance, tmp_path):
+    module = tmp_path / "nan_module.py"
+    module.write_text(NAN_LOSS_MODULE)
+    home = tmp_path / "home"
+    for asset in ("schema", "transform_graph", "best_hyperparameters"):
+        shutil.copytree(pipeline["home"] / "artifacts" / asset, home / "artifacts" / asset)
+    trainpipe = make_config(home, write_config(tmp_path / "cfg.yaml", module_file=str(module)))
+    result = materialize(
+        [examples, statistics, schema, transform_graph, best_hyperparameters, trained_model],
+        selection=[trained_model],
+        partition_key=DAYS[-1],
+        resources=resources_for(trainpipe),
+        instance=instance,
+        raise_on_error=False,
+    )
+    assert not result.success
+    assert not [e for e in result.all_events if e.event_type_value == "STEP_UP_FOR_RETRY"]
+    message = failure_message(result)
+    assert "trained to a non-finite loss ({'train_loss': nan})" in message and str(module) in message
+    assert not list((home / "artifacts" / "trained_model").glob(f"{DAYS[-1]}/*"))

@@ -10,7 +10,7 @@ from dagster import ConfigurableIOManager, InputContext, MetadataValue, OutputCo
 from trainpipe_assets.core import metadata as md
 from trainpipe_assets.core.artifacts import MANIFEST, from_manifest, to_manifest
 from trainpipe_assets.core.io_managers import artifact_path
-from trainpipe_assets.core.storage import replace_dir, write_text
+from trainpipe_assets.core.storage import replace_dir, unlock_partition, write_text
 
 # Input metadata flag: load a range of partitions as {partition: artifact}.
 WINDOW = "trainpipe/window"
@@ -41,6 +41,7 @@ class ArtifactDirIOManager(ConfigurableIOManager):
     def handle_output(self, context: OutputContext, obj: Any) -> None:
         final = artifact_path(self.home, context.asset_key, context.asset_partition_key)
         commit_artifact(obj, final)
+        unlock_partition(Path(self.home) / "artifacts", context.asset_key.path[-1], context.asset_partition_key)
         context.add_output_metadata({md.PATH: MetadataValue.path(str(final))})
 
     def load_input(self, context: InputContext) -> Any:

@@ -10,7 +10,7 @@ from trainpipe_assets.core import metadata as md
 from trainpipe_assets.core.artifacts import MANIFEST, Model, to_manifest
 from trainpipe_assets.core.io_managers import artifact_path
 from trainpipe_assets.core.io_managers.artifact_dir import read_artifact
-from trainpipe_assets.core.storage import commit_new_dir, write_text
+from trainpipe_assets.core.storage import commit_new_dir, unlock_partition, write_text
 
 
 class SavedModelIOManager(ConfigurableIOManager):
@@ -29,6 +29,7 @@ class SavedModelIOManager(ConfigurableIOManager):
         staging = Path(obj.uri)
         write_text(staging / MANIFEST, to_manifest(obj, uri=str(final)))
         commit_new_dir(staging, final, "trained model")
+        unlock_partition(Path(self.home) / "artifacts", context.asset_key.path[-1], context.asset_partition_key)
         context.add_output_metadata({md.PATH: MetadataValue.path(str(final))})
 
     def load_input(self, context: InputContext) -> Model:

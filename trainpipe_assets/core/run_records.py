@@ -1,0 +1,99 @@
+"""The event log kept true to the disk and to the processes that ran:
+
+- a serving version written by a run that died between the folder's rename and its `pushed_model` event is recorded
+  (from the push record inside the version) the next time anything asks which version serves;
+- a run whose process died (kill -9, OOM) is marked failed instead of staying STARTED forever: each step tags its run
+  with its process id, and a run still STARTED whose process is gone from this host is reported failed."""
+
+from __future__ import annotations
+
+import os
+import socket
+from pathlib import Path
+
+from dagster import AssetKey, AssetMaterialization, DagsterInstance, DagsterRunStatus, MetadataValue, RunsFilter
+
+from trainpipe_assets.core import metadata as md
+from trainpipe_assets.core.serving_layout import list_versions, read_push_record, serving_version
+
+PID_TAG = "trainpipe/pid"
+HOST_TAG = "trainpipe/host"
+UNFINISHED = {
+    DagsterRunStatus.QUEUED,
+    DagsterRunStatus.NOT_STARTED,
+    DagsterRunStatus.STARTING,
+    DagsterRunStatus.STARTED,
+}
+
+
+def tag_run_process(instance: DagsterInstance, run_id: str) -> None:
+    instance.add_run_tags(run_id, {PID_TAG: str(os.getpid()), HOST_TAG: socket.gethostname()})
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def fail_dead_runs(instance: DagsterInstance) -> list[str]:
+    """Mark failed every STARTED run whose tagged process on this host no longer exists; returns their ids."""
+    failed = []
+    for run in instance.get_runs(RunsFilter(statuses=[DagsterRunStatus.STARTED]), limit=200):
+        pid, host = run.tags.get(PID_TAG), run.tags.get(HOST_TAG)
+        if not pid or host != socket.gethostname() or int(pid) == os.getpid() or _alive(int(pid)):
+            continue
+        instance.report_run_failed(
+            run, message=f"the run's process {pid} on {host} is gone (killed?); marked failed by trainpipe"
+        )
+        failed.append(run.run_id)
+    return failed
+
+
+def _recorded_versions(instance: DagsterInstance) -> set[int]:
+    records = instance.fetch_materializations(AssetKey("pushed_model"), limit=5000).records
+    return {int(v) for r in records if (v := md.value(r.asset_materialization.metadata, md.VERSION)) is not None}
+
+
+def record_unrecorded_pushes(instance: DagsterInstance, serving_dir: Path) -> list[int]:
+    """Write the missing `pushed_model` event of every version on disk the event log does not know, unless the run
+    that wrote it is still running (it will record it itself). Returns the versions recorded."""
+    serving_dir = Path(serving_dir)
+    fail_dead_runs(instance)  # first: a push whose run died is then told from one still in progress
+    on_disk = list_versions(serving_dir)
+    if not on_disk:
+        return []
+    missing = sorted(set(on_disk) - _recorded_versions(instance))
+    recorded = []
+    for version in missing:
+        record = read_push_record(serving_dir, version) or {}
+        run = instance.get_run_by_id(record["run_id"]) if record.get("run_id") else None
+        if run is not None and run.status in UNFINISHED:
+            continue
+        if record:
+            how = f"run {record['run_id']} ({run.status.value if run else 'not in this event log'}) wrote it"
+            reason = f"version {version} was found on disk without its push event: {how} and ended before recording it"
+        else:
+            reason = f"version {version} was found on disk without its push event or a push record"
+        instance.report_runless_asset_event(
+            AssetMaterialization(
+                asset_key="pushed_model",
+                partition=record.get("partition"),
+                description=reason,
+                metadata={
+                    md.VERSION: version,
+                    md.SERVING_VERSION: serving_version(serving_dir),
+                    md.SERVING_PATH: MetadataValue.path(str(serving_dir / str(version))),
+                    md.MODEL_NAME: serving_dir.name,
+                    md.EVENT: "push recorded after the fact",
+                    md.REASON: reason,
+                    "source_run_id": record.get("run_id", "unknown"),
+                },
+            )
+        )
+        recorded.append(version)
+    return recorded
