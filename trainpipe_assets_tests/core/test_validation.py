@@ -1,5 +1,6 @@
-"""Validation is a gate across jobs: a day that failed examples_valid in ingest_job is left out of every later training
-window (schema, transform, evaluation, infra validation), unless a run tag admits it; too few valid days fail the run."""
+"""Validation is a gate across jobs: a day that failed examples_valid in ingest_job is left out of every later
+training window (schema, transform, evaluation, infra validation), unless a run tag admits it; too few valid days
+fail the run."""
 
 import datetime as dt
 
