@@ -19,6 +19,10 @@ ADMITTED_DAYS = "admitted_days"  # JSON {day: why}: days used anyway, by run tag
 # examples
 ROWS = "rows"
 REJECTED_ROWS = "rejected_rows"
+REJECTED_NON_FINITE = "rejected_non_finite"  # JSON {column: rows rejected for a NaN or infinite value}
+
+# the examples_valid check
+ANOMALIES_JSON = "anomalies_json"  # JSON [{split, feature, kind, description}]
 
 # trained_model
 TRAIN_METRICS = "train_metrics"  # JSON {name: last epoch value} from the TensorBoard logs
@@ -31,6 +35,7 @@ BLESSED = "blessed"
 BASELINE_VERSION = "baseline_version"  # an int, or "none"
 CANDIDATE_METRICS = "candidate_metrics"  # JSON {name: value}
 BLESSING_REASONS = "blessing_reasons"  # JSON [reason]
+EVALUATION_WARNINGS = "evaluation_warnings"  # JSON [warning]: a small eval set, a class missing from the labels
 
 # pushed_model (a push, or a runless rollback event)
 VERSION = "version"
@@ -45,6 +50,14 @@ MODEL_VERSION = "model_version"
 METRICS = "metrics"  # JSON {name: value}
 DEGRADED = "degraded"
 DEGRADATION_REASONS = "degradation_reasons"  # JSON [reason]
+
+
+PREVIEW_CHARS = 200  # text that comes from the data is cut to this in messages and metadata (never in rejected.csv)
+
+
+def preview(text: str, limit: int = PREVIEW_CHARS) -> str:
+    """`text` cut to `limit` characters (with "…"): what of a value from the data goes into messages and metadata."""
+    return text if len(text) <= limit else text[:limit] + "…"
 
 
 def rows_key(split: str) -> str:

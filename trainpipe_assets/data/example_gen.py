@@ -13,6 +13,7 @@ from dagster import AssetExecutionContext, BetaWarning, DataVersion, MetadataVal
 
 from trainpipe_assets.core import metadata as md
 from trainpipe_assets.core.io_managers.tfrecord import SplitRecords, sources_fingerprint
+from trainpipe_assets.core.metadata import preview
 from trainpipe_assets.core.partitions import pipeline_asset
 from trainpipe_assets.core.settings import TrainpipeConfig
 from trainpipe_assets.core.step import fail
@@ -88,7 +89,12 @@ def build_split_records(trainpipe: TrainpipeConfig, day: dt.date) -> tuple[Split
         rejected_csv=rejected_csv(table.rejected),
         sources=[asdict(s) for s in table.sources],
     )
-    facts = {"column_types": table.column_types, "rejected": len(table.rejected), "total_rows": table.total_rows}
+    facts = {
+        "column_types": table.column_types,
+        "rejected": len(table.rejected),
+        "rejected_non_finite": table.non_finite,
+        "total_rows": table.total_rows,
+    }
     if null_timestamps is not None:
         facts["rows_without_timestamp"] = null_timestamps  # in no day: reported, never silently dropped
     return split_records, facts
@@ -98,7 +104,7 @@ def build_split_records(trainpipe: TrainpipeConfig, day: dt.date) -> tuple[Split
     io_manager_key="tfrecord_io_manager",
     kinds={"tensorflow", "csv"},
     group_name="data",
-    code_version="examples-v1",
+    code_version="examples-v2",  # v2: non-finite FLOATs and out-of-range numbers are rejected
 )
 def examples(context: AssetExecutionContext, trainpipe: TrainpipeConfig) -> Output[SplitRecords]:
     """TFX ExampleGen: the day's CSV rows as gzipped tf.Example TFRecords in Split-train/ and Split-eval/."""
@@ -125,7 +131,12 @@ def _output(split_records: SplitRecords, facts: dict, counts: dict) -> Output[Sp
             "rejected_fraction": facts["rejected"] / max(1, facts["total_rows"]),
             "source_files": MetadataValue.md("| file | rows | sha256 |\n|---|---|---|\n" + sources),
             "source_fingerprint": MetadataValue.json({s["path"]: s["sha256"] for s in split_records.sources}),
-            "column_types": MetadataValue.json(facts["column_types"]),
+            # Column names come from the data: cut to a preview like every other text from it.
+            "column_types": MetadataValue.json({preview(c): t for c, t in facts["column_types"].items()}),
+            # {column: rows rejected for a NaN or infinite value in it}
+            md.REJECTED_NON_FINITE: MetadataValue.json(
+                {preview(c): n for c, n in facts["rejected_non_finite"].items()}
+            ),
             **(
                 {"rows_without_timestamp": facts["rows_without_timestamp"]} if "rows_without_timestamp" in facts else {}
             ),

@@ -1,14 +1,17 @@
 """`examples_valid` (TFX ExampleValidator): a blocking check of each day's statistics against the latest schema:
-missing and unexpected features, type changes, out-of-domain strings and missing values."""
+missing and unexpected features, type changes, out-of-domain strings and missing values. A split without rows (a
+tiny day) has nothing to check and no anomalies."""
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, replace
 
 from dagster import AssetCheckExecutionContext, AssetCheckResult, MetadataValue
 from tensorflow_metadata.proto.v0 import schema_pb2, statistics_pb2
 
+from trainpipe_assets.core import metadata as md
 from trainpipe_assets.core.artifacts import Statistics
 from trainpipe_assets.core.event_log import latest_materialization, materialized_path
 from trainpipe_assets.core.io_managers.artifact_dir import read_artifact
+from trainpipe_assets.core.metadata import preview
 from trainpipe_assets.core.partitions import pipeline_check
 from trainpipe_assets.core.settings import TrainpipeConfig
 from trainpipe_assets.data.statistics_gen import Stats, common_stats_of
@@ -34,6 +37,8 @@ def find_anomalies(
     dataset: statistics_pb2.DatasetFeatureStatistics, schema: schema_pb2.Schema, max_out_of_domain_fraction: float
 ) -> list[Anomaly]:
     split = dataset.name
+    if dataset.num_examples == 0:  # an empty split (e.g. eval of a tiny day) has no features to compare
+        return []
     observed = {f.path.step[0]: f for f in dataset.features}
     domains = {d.name: set(d.value) for d in schema.string_domain}
     found: list[Anomaly] = []
@@ -73,7 +78,7 @@ def find_anomalies(
             outside = [(v.value, v.frequency) for v in values if v.value not in domain]
             mass = sum(n for _, n in outside) / max(1, sum(v.frequency for v in values))
             if outside and mass > max_out_of_domain_fraction:
-                shown = ", ".join(f"{v!r} ({n:.0f})" for v, n in outside[:5])
+                shown = ", ".join(f"{preview(v)!r} ({n:.0f})" for v, n in outside[:5])
                 found.append(
                     Anomaly(
                         split,
@@ -86,15 +91,31 @@ def find_anomalies(
     for name in observed:
         if name not in known:
             found.append(Anomaly(split, name, UNEXPECTED_FEATURE, "column is in the data but not in the schema"))
-    return found
+    return [replace(a, feature=preview(a.feature)) for a in found]  # names come from the data too
 
 
 def anomalies_markdown(anomalies: list[Anomaly]) -> str:
     if not anomalies:
         return "No anomalies."
     rows = ["| split | feature | anomaly | description |", "|---|---|---|---|"]
-    rows += [f"| {a.split} | {a.feature} | {a.kind} | {a.description} |" for a in anomalies]
+    rows += [
+        "| " + " | ".join(cell.replace("|", "\\|") for cell in (a.split, a.feature, a.kind, a.description)) + " |"
+        for a in anomalies
+    ]
     return "\n".join(rows)
+
+
+def anomalies_text(anomalies: list[Anomaly]) -> str:
+    """A plain-text table (split, feature, kind, description) for a terminal, e.g. from the check's `anomalies_json`
+    metadata: `anomalies_text([Anomaly(**a) for a in json])`."""
+    if not anomalies:
+        return "No anomalies."
+    rows = [("split", "feature", "kind", "description")]
+    rows += [(a.split, a.feature, a.kind, " ".join(a.description.split())) for a in anomalies]
+    widths = [max(len(row[i]) for row in rows) for i in range(3)]
+    lines = ["  ".join([*(cell.ljust(w) for cell, w in zip(row[:3], widths)), row[3]]) for row in rows]
+    lines.insert(1, "  ".join("-" * w for w in [*widths, len("description")]))
+    return "\n".join(line.rstrip() for line in lines)
 
 
 @pipeline_check(asset="statistics", name="examples_valid")
@@ -119,6 +140,8 @@ def examples_valid(
         metadata={
             "anomalies": len(found),
             "anomaly_table": MetadataValue.md(anomalies_markdown(found)),
+            # For programs (the CLI prints it with anomalies_text): [{split, feature, kind, description}]
+            md.ANOMALIES_JSON: MetadataValue.json([asdict(a) for a in found]),
             "schema": MetadataValue.path(schema.uri),
             "schema_partition": schema.partition,
         },

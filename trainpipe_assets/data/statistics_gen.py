@@ -8,6 +8,7 @@ from tensorflow_metadata.proto.v0 import statistics_pb2
 
 from trainpipe_assets.core import metadata as md
 from trainpipe_assets.core.artifacts import Examples, Statistics
+from trainpipe_assets.core.metadata import preview
 from trainpipe_assets.core.partitions import pipeline_asset
 from trainpipe_assets.core.records import decode_examples, read_records
 from trainpipe_assets.core.settings import TrainpipeConfig
@@ -101,8 +102,12 @@ def common_stats_of(feature: Stats) -> statistics_pb2.CommonStatistics:
     return feature.num_stats.common_stats if feature.HasField("num_stats") else feature.string_stats.common_stats
 
 
+def _cell(text: str) -> str:
+    return " ".join(preview(text).split()).replace("|", "\\|")
+
+
 def markdown_table(dataset: statistics_pb2.DatasetFeatureStatistics) -> str:
-    """A table a person reads in the Dagster UI."""
+    """A table a person reads in the Dagster UI; names and values from the data are cut to a preview."""
     rows = [
         "| feature | type | missing | min | max | mean | std | unique | top values |",
         "|---|---|---|---|---|---|---|---|---|",
@@ -111,16 +116,17 @@ def markdown_table(dataset: statistics_pb2.DatasetFeatureStatistics) -> str:
         common = common_stats_of(f)
         total = common.num_missing + common.num_non_missing
         missing = f"{common.num_missing} ({common.num_missing / total:.1%})" if total else "0"
+        name = _cell(f.path.step[0])
         if f.HasField("num_stats"):
             n = f.num_stats
             rows.append(
-                f"| {f.path.step[0]} | {Stats.Type.Name(f.type)} | {missing} | {n.min:.4g} | {n.max:.4g} "
+                f"| {name} | {Stats.Type.Name(f.type)} | {missing} | {n.min:.4g} | {n.max:.4g} "
                 f"| {n.mean:.4g} | {n.std_dev:.4g} | | |"
             )
         else:
             s = f.string_stats
-            top = ", ".join(f"{v.value} ({v.frequency:.0f})" for v in s.top_values[:3])
-            rows.append(f"| {f.path.step[0]} | STRING | {missing} | | | | | {s.unique} | {top} |")
+            top = ", ".join(f"{_cell(v.value)} ({v.frequency:.0f})" for v in s.top_values[:3])
+            rows.append(f"| {name} | STRING | {missing} | | | | | {s.unique} | {top} |")
     return "\n".join(rows)
 
 

@@ -1,6 +1,7 @@
 import csv as csv_module
 import datetime as dt
 import hashlib
+import math
 
 import tensorflow as tf
 
@@ -106,3 +107,84 @@ def test_a_missing_day_or_header_fails_naming_path_and_columns(home, instance):
     (trainpipe.landing_dir / f"trips_{DAY}.csv").write_text("fare,trip_miles\n1.0,2.0\n")
     message = failure_message(materialize_examples(trainpipe, instance))
     assert f"trips_{DAY}.csv: header lacks expected columns" in message and "'payment_type'" in message
+
+
+def rejected_rows(home, day=DAY):
+    with open(home / "artifacts/examples" / day / "rejected.csv", newline="") as f:
+        return [(r["line"], r["reason"]) for r in csv_module.DictReader(f)]
+
+
+def with_field(line: str, index: int, value: str) -> str:
+    fields = line.split(",")
+    fields[index] = value
+    return ",".join(fields)
+
+
+def test_non_finite_values_are_rejected_counted_and_never_encoded(home, instance):
+    trainpipe = make_config(home)
+    [csv] = write_days(trainpipe.landing_dir, 1, 100, end=dt.date.fromisoformat(DAY))
+    lines = csv.read_text().splitlines()
+    fare = lines[0].split(",").index("fare")
+    for i, value in zip((3, 4, 5), ("NaN", "Infinity", "-inf")):
+        lines[i] = with_field(lines[i], fare, value)
+    csv.write_text("\n".join(lines) + "\n")
+    result = materialize_examples(trainpipe, instance)
+    assert result.success
+    metadata = result.asset_materializations_for_node("examples")[0].metadata
+    assert metadata["rejected_non_finite"].value == {"fare": 3} and metadata["rejected_rows"].value == 3
+    assert rejected_rows(home) == [
+        ("4", "fare: non-finite value 'NaN' (FLOAT)"),
+        ("5", "fare: non-finite value 'Infinity' (FLOAT)"),
+        ("6", "fare: non-finite value '-inf' (FLOAT)"),
+    ]
+    fares = [
+        v
+        for e in parse(home / "artifacts/examples" / DAY / "Split-*/*.gz")
+        for v in e.features.feature["fare"].float_list.value
+    ]
+    assert len(fares) == 97 and all(math.isfinite(v) for v in fares)
+
+
+def test_bom_latin1_huge_ints_and_quoted_newlines_reject_rows_at_their_physical_line(home, instance):
+    trainpipe = make_config(home)
+    [csv] = write_days(trainpipe.landing_dir, 1, 100, end=dt.date.fromisoformat(DAY))
+    lines = csv.read_text().splitlines()
+    header = lines[0].split(",")
+    lines[10] = with_field(lines[10], header.index("company"), '"Two\nLine Cab"')  # lines 11-12 of the file
+    lines[20] = with_field(lines[20], header.index("trip_start_hour"), "99999999999999999999")  # line 22
+    lines[40] = "1,2,3"  # line 42
+    data = "\n".join(lines).encode() + b"\n"
+    data = data.replace(lines[30].encode(), with_field(lines[30], header.index("company"), "Caf\xe9").encode("latin-1"))
+    csv.write_bytes(b"\xef\xbb\xbf" + data)
+    result = materialize_examples(trainpipe, instance)
+    assert result.success, failure_message(result)
+    assert rejected_rows(home) == [
+        ("22", "trip_start_hour: value '99999999999999999999' out of range (INT)"),
+        ("32", "company: invalid UTF-8"),
+        ("42", "expected 8 fields, found 3"),
+    ]
+    companies = {
+        e.features.feature["company"].bytes_list.value[0]
+        for e in parse(home / "artifacts/examples" / DAY / "Split-*/*.gz")
+        if e.features.feature["company"].bytes_list.value
+    }
+    assert b"Two\nLine Cab" in companies
+
+
+def test_huge_values_are_previewed_in_the_failure_but_kept_whole_in_the_rejects(home, instance):
+    trainpipe = make_config(home)
+    [csv] = write_days(trainpipe.landing_dir, 1, 40, end=dt.date.fromisoformat(DAY))
+    lines = csv.read_text().splitlines()
+    fare = lines[0].split(",").index("fare")
+    huge = "1" + "x" * 1_000_000
+    for i in range(1, 6):
+        lines[i] = with_field(lines[i], fare, huge)
+    csv.write_text("\n".join(lines) + "\n")
+    result = materialize_examples(trainpipe, instance)
+    assert not result.success
+    message = failure_message(result)
+    assert "5 of 40 rows rejected" in message and f"{csv}:2: fare: cannot parse 1xxx" in message
+    assert len(message) < 5000
+    rejects = (home / "quarantine/examples" / f"{DAY}-rejected.csv").read_text()
+    assert rejects.count(huge) == 5  # the whole row, whose reason is short
+    assert rejects.count("fare: cannot parse 1" + "x" * 199 + "… as FLOAT") == 5  # a 200-character preview

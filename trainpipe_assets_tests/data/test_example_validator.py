@@ -1,3 +1,5 @@
+import pyarrow as pa
+
 from trainpipe_assets.core.records import decode_examples
 from trainpipe_assets.data.example_validator import (
     MISSING_FEATURE,
@@ -5,7 +7,9 @@ from trainpipe_assets.data.example_validator import (
     OUT_OF_DOMAIN,
     TYPE_CHANGE,
     UNEXPECTED_FEATURE,
+    Anomaly,
     anomalies_markdown,
+    anomalies_text,
     find_anomalies,
 )
 from trainpipe_assets.data.schema_gen import infer_schema
@@ -51,3 +55,30 @@ def test_ints_are_accepted_where_floats_are_expected_and_the_report_reads_well()
     table = anomalies_markdown(found)
     assert "| eval | s | OUT_OF_DOMAIN |" in table and "'zzz'" in table
     assert anomalies_markdown([]) == "No anomalies."
+
+
+def test_an_empty_split_has_no_anomalies():
+    empty = feature_statistics(pa.RecordBatch.from_pydict({}), "eval")  # what statistics_for_split makes of no rows
+    assert find_anomalies(empty, SCHEMA, 0.0) == []
+
+
+def test_anomalies_text_is_a_plain_table():
+    found = [
+        Anomaly("eval", "s", OUT_OF_DOMAIN, "100.0% of values outside the domain (limit 0.0%): 'zzz' (1)"),
+        Anomaly("train", "n", MISSING_FEATURE, "column is in the schema\nbut not in the data"),
+    ]
+    assert anomalies_text(found).splitlines() == [
+        "split  feature  kind             description",
+        "-----  -------  ---------------  -----------",
+        "eval   s        OUT_OF_DOMAIN    100.0% of values outside the domain (limit 0.0%): 'zzz' (1)",
+        "train  n        MISSING_FEATURE  column is in the schema but not in the data",
+    ]
+    assert anomalies_text([]) == "No anomalies."
+
+
+def test_values_and_names_from_the_data_are_previewed():
+    huge = "v" * 1_000_000
+    found = find_anomalies(stats([example(n=1, s=huge, opt=1, **{"x" * 1_000_000: 1})]), SCHEMA, 0.0)
+    assert {a.kind for a in found} == {OUT_OF_DOMAIN, UNEXPECTED_FEATURE}
+    assert all(len(a.feature) < 300 and len(a.description) < 2000 for a in found)
+    assert "'" + "v" * 200 + "…'" in anomalies_markdown(found)

@@ -55,3 +55,10 @@ def test_a_feature_that_is_always_empty_is_all_missing():
     tract = by_name(dataset)["tract"]
     assert tract.type == Stats.STRING and tract.string_stats.common_stats.num_missing == 3
     assert "| tract | STRING | 3 (100.0%) |" in markdown_table(dataset)
+
+
+def test_markdown_table_previews_values_and_names_from_the_data():
+    huge = "v" * 1_000_000
+    dataset = feature_statistics(decode_examples([example(s=huge + "|x", **{"n" * 1_000_000: 1})]), "train")
+    table = markdown_table(dataset)
+    assert len(table) < 2000 and "| " + "n" * 200 + "… | INT |" in table and "v" * 200 + "… (1)" in table

@@ -10,6 +10,7 @@ from typing import Optional
 import pyarrow as pa
 import sqlalchemy as sa
 
+from trainpipe_assets.core.metadata import preview
 from trainpipe_assets.data.sources.rows import DayTable, SourceError, SourceFile, type_rows
 
 
@@ -50,7 +51,7 @@ class SqlSource:
             with engine.connect() as connection:
                 return list(connection.execute(sa.text(sql), params).mappings())
         except sa.exc.SQLAlchemyError as e:
-            cause = str(getattr(e, "orig", None) or e).splitlines()[0]
+            cause = preview((str(getattr(e, "orig", None) or e).splitlines() or [""])[0])  # may quote data
             raise SourceError(f"SQL source {self.masked_url} ({self.name}): {type(e).__name__}: {cause}") from e
         finally:
             if engine is not None:
@@ -92,7 +93,8 @@ def read_sql_day(
     partition_feature: Optional[str] = None,
 ) -> tuple[DayTable, int]:
     """A day's rows as a DayTable, the same as a CSV day (the timestamp column is dropped: it only places rows in
-    days); also returns the count of rows that have no timestamp and so belong to no day."""
+    days); also returns the count of rows that have no timestamp and so belong to no day. A FLOAT from the database
+    that is NaN or infinite (float('nan'), 'Infinity'...) rejects its row as in a CSV file."""
     rows, null_timestamps = source.read_day(day)
     if not rows:
         raise SourceError(f"no rows for {day} in {source.masked_url} ({source.name}, {source.timestamp_column})")

@@ -89,3 +89,92 @@ def test_partition_feature_must_be_a_column(tmp_path):
     with pytest.raises(SourceError, match="partition_feature 'user'"):
         read_day([path], COLUMNS, 0.05, partition_feature="user")
     assert read_day([path], COLUMNS, 0.05, partition_feature="s").raw_partition_values.to_pylist() == ["a"]
+
+
+def reasons(day):
+    return [(r.line, r.reason) for r in day.rejected]
+
+
+def test_non_finite_floats_are_rejected_in_every_spelling(tmp_path):
+    spellings = ["nan", "NaN", "inf", "-inf", "Inf", "NAN", "Infinity", "-Infinity", "INF", "+nan", " infinity "]
+    rows = [f"{i},{v},s{i}" for i, v in enumerate(spellings)] + ["nan,1.5,int", "20,2.5,ok"]
+    day = read_day([write(tmp_path / "d_2024-03-01.csv", "x,y,s\n" + "\n".join(rows) + "\n")], COLUMNS, 0.99)
+    assert day.table["y"].to_pylist() == [2.5]
+    assert reasons(day) == [
+        *((i + 2, f"y: non-finite value '{v.strip()}' (FLOAT)") for i, v in enumerate(spellings)),
+        (len(spellings) + 2, "x: cannot parse nan as INT"),  # ints are unaffected
+    ]
+    assert day.non_finite == {"y": len(spellings)}
+
+
+def test_inference_takes_non_finite_values_for_floats_and_rejects_them(tmp_path):
+    path = write(tmp_path / "d_2024-03-01.csv", "n\n" + "".join(f"{i}\n" for i in range(10)) + "NaN\nINFINITY\n")
+    day = read_day([path], {}, 0.2)
+    assert day.column_types == {"n": "FLOAT"}
+    assert reasons(day) == [(12, "n: non-finite value 'NaN' (FLOAT)"), (13, "n: non-finite value 'INFINITY' (FLOAT)")]
+    assert day.table["n"].to_pylist() == [float(i) for i in range(10)]
+
+
+def test_a_utf8_bom_is_not_part_of_the_first_column_name(tmp_path):
+    path = tmp_path / "d_2024-03-01.csv"
+    path.write_bytes(b"\xef\xbb\xbfx,y,s\n1,2,a\n")
+    assert read_day([path], COLUMNS, 0.05).table["x"].to_pylist() == [1]
+
+
+def test_rows_that_are_not_utf8_are_rejected_naming_the_column(tmp_path):
+    path = tmp_path / "d_2024-03-01.csv"
+    good = "".join(f"{i},{i}.5,row{i}\n" for i in range(300)).encode()  # the bad bytes are far from the header
+    path.write_bytes(b"x,y,s\n" + good + b"7,8,caf\xe9\n9,1\xe9,b\n10,11,\xe9,extra\n12,13,ok\n")
+    day = read_day([path], COLUMNS, 0.05)
+    assert reasons(day) == [(302, "s: invalid UTF-8"), (303, "y: invalid UTF-8"), (304, "invalid UTF-8")]
+    assert day.rejected[0].text == "7,8,caf\\xe9"
+    assert day.table.num_rows == 301 and day.table["s"].to_pylist()[-1] == b"ok"
+
+
+def test_numbers_out_of_range_reject_their_row(tmp_path):
+    text = "x,y,s\n99999999999999999999,1,a\n-9223372036854775808,2,b\n+3,3,c\n4,1e39,d\n"
+    day = read_day([write(tmp_path / "d_2024-03-01.csv", text)], COLUMNS, 0.9)
+    assert reasons(day) == [
+        (2, "x: value '99999999999999999999' out of range (INT)"),
+        (5, "y: value '1e39' out of range (FLOAT)"),  # finite as text, infinite as a float32
+    ]
+    assert day.table["x"].to_pylist() == [-(2**63), 3]
+
+
+def test_a_duplicate_column_name_is_an_error_naming_file_and_column(tmp_path):
+    path = write(tmp_path / "d_2024-03-01.csv", "x,y,s,y\n1,2,a,3\n")
+    with pytest.raises(SourceError, match=r"d_2024-03-01.csv:1: column 'y' appears more than once in the header"):
+        read_day([path], COLUMNS, 0.05)
+
+
+@pytest.mark.parametrize("eol", ["\n", "\r\n"])
+def test_rejected_rows_carry_the_physical_line_they_start_on(tmp_path, eol):
+    rows = ['1,2,"two\nlines"', "bad,1,a", "", '3,4,"""quoted""\n\nand three lines"', "4,5", '5,oops,"x\ny"', "6,7,z"]
+    day = read_day([write(tmp_path / "d_2024-03-01.csv", eol.join(["x,y,s", *rows]) + eol)], COLUMNS, 0.9)
+    assert reasons(day) == [
+        (4, "x: cannot parse bad as INT"),
+        (9, "expected 3 fields, found 2"),
+        (10, "y: cannot parse oops as FLOAT"),
+    ]
+    assert day.table["s"].to_pylist() == [b"two\nlines", b'"quoted"\n\nand three lines', b"z"]
+
+
+def test_physical_lines_with_stray_quotes_in_unquoted_fields(tmp_path):
+    text = 'x,y,s\n1,2,5\'11"\n2,3,"a\nb"\nbad,4,he said "hi"\n5,6,c\n7,no,d\n'
+    day = read_day([write(tmp_path / "d_2024-03-01.csv", text)], COLUMNS, 0.9)
+    assert reasons(day) == [(5, "x: cannot parse bad as INT"), (7, "y: cannot parse no as FLOAT")]
+
+
+def test_text_from_the_data_is_previewed_in_errors_but_kept_in_rejected_rows(tmp_path):
+    huge = "9" * 100 + "x" * 1_000_000
+    path = write(tmp_path / "d_2024-03-01.csv", f"x,y,s\n1,{huge},a\n2,{huge},b\n3,3,c\n")
+    day = read_day([path], COLUMNS, 0.9)
+    assert all(len(r.reason) < 300 and r.reason.endswith(" as FLOAT") and "…" in r.reason for r in day.rejected)
+    assert day.rejected[0].text == f"1,{huge},a"  # rejected.csv keeps the whole row
+    with pytest.raises(SourceError) as error:
+        check_rejected_fraction(day, 0.05)
+    assert len(str(error.value)) < 2000 and "d_2024-03-01.csv:2: y: cannot parse 999" in str(error.value)
+    wide = write(tmp_path / "w_2024-03-01.csv", f"x,{'h' * 1_000_000}\n1,2\n")
+    with pytest.raises(SourceError, match="header lacks expected columns") as error:
+        read_day([wide], COLUMNS, 0.05)
+    assert len(str(error.value)) < 2000

@@ -7,6 +7,7 @@ import sqlalchemy as sa
 from trainpipe_assets.data.example_gen import examples
 from trainpipe_assets.data.sample_data import generate_day
 from trainpipe_assets.data.sources.csv_source import SourceError
+from trainpipe_assets.data.sources.sql_source import SqlSource, read_sql_day
 from trainpipe_assets.orchestration.new_rows_sensor import new_rows_sensor, plan_sql_ingest
 from trainpipe_assets_tests import helpers
 from trainpipe_assets_tests.helpers import failure_message, make_config, materialize, resources_for, write_config
@@ -141,3 +142,40 @@ def test_sql_settings_are_validated(tmp_path):
     path = write_config(tmp_path / "bad.yaml", source={"kind": "sql", "url": "sqlite://"})
     with pytest.raises(ConfigError, match="kind: sql needs timestamp_column, primary_key, table or query"):
         TrainpipeConfig(home=str(tmp_path), config_path=str(path)).settings
+
+
+def test_non_finite_floats_from_the_database_reject_their_rows(database_url):
+    engine = sa.create_engine(database_url)
+    meta = sa.MetaData()
+    readings = sa.Table(
+        "readings",
+        meta,
+        sa.Column("id", sa.Integer, primary_key=True),
+        sa.Column("ts", sa.DateTime),
+        sa.Column("x", sa.Float),
+        sa.Column("y", sa.String),
+    )
+    meta.drop_all(engine)
+    meta.create_all(engine)
+    values = [(1.5, "2.5"), (float("inf"), "1"), (2.0, "NaN"), (3.0, "-Infinity"), (4.0, "5"), (5.0, "INF")]
+    if database_url.startswith("postgresql"):  # SQLite stores a NaN as NULL
+        values.append((float("nan"), "6"))
+    with engine.begin() as connection:
+        connection.execute(
+            readings.insert(),
+            [{"id": i, "ts": dt.datetime(2024, 3, 1, 12), "x": x, "y": y} for i, (x, y) in enumerate(values, 1)],
+        )
+    engine.dispose()
+    source = SqlSource(url=database_url, timestamp_column="ts", primary_key="id", table="readings")
+    day, _ = read_sql_day(source, dt.date(2024, 3, 1), {"x": "FLOAT", "y": "FLOAT"}, 0.9)
+    assert day.table["x"].to_pylist() == [1.5, 4.0] and day.table["y"].to_pylist() == [2.5, 5.0]
+    expected = [
+        ("2", "x: non-finite value 'inf' (FLOAT)"),
+        ("3", "y: non-finite value 'NaN' (FLOAT)"),
+        ("4", "y: non-finite value '-Infinity' (FLOAT)"),
+        ("6", "y: non-finite value 'INF' (FLOAT)"),
+    ]
+    if database_url.startswith("postgresql"):
+        expected.append(("7", "x: non-finite value 'nan' (FLOAT)"))
+    assert [(r.line, r.reason) for r in day.rejected] == expected
+    assert day.non_finite == {"x": len(expected) - 3, "y": 3}
