@@ -1,16 +1,51 @@
 """The REST API's JSON conventions, as TF Serving's: errors as {"error": ...} with a status, bytes as {"b64": ...},
-features of :classify / :regress as tf.Examples, signatures described as in GetModelMetadata. No pickle anywhere."""
+features of :classify / :regress as tf.Examples, signatures described as in GetModelMetadata. No pickle anywhere.
+Non-finite floats are written NaN, Infinity and -Infinity, as TF Serving writes them (and Python's json reads them)."""
 
 from __future__ import annotations
 
 import base64
+import json
 from typing import Any
+
+from starlette.responses import JSONResponse
+
+MAX_JSON_DEPTH = 100
 
 
 class ApiError(Exception):
     def __init__(self, status: int, message: str):
         super().__init__(message)
         self.status, self.message = status, message
+
+
+class ApiJSONResponse(JSONResponse):
+    """starlette's JSONResponse, but a NaN or infinite output is written as TF Serving writes it (NaN, Infinity,
+    -Infinity) instead of failing the request with "Out of range float values are not JSON compliant"."""
+
+    def render(self, content: Any) -> bytes:
+        return json.dumps(content, ensure_ascii=False, allow_nan=True, separators=(",", ":")).encode("utf-8")
+
+
+def json_type(value: Any) -> str:
+    """A parsed JSON value's type as JSON names it, for messages."""
+    if isinstance(value, bool):
+        return "a boolean"
+    names = {dict: "an object", list: "an array", str: "a string", int: "a number", float: "a number"}
+    return names.get(type(value), "null" if value is None else type(value).__name__)
+
+
+def nested_deeper_than(value: Any, limit: int) -> bool:
+    """Whether a parsed JSON value nests arrays/objects more than `limit` levels deep (iterative: no recursion)."""
+    stack = [(value, 1)] if isinstance(value, (dict, list)) else []
+    while stack:
+        container, depth = stack.pop()
+        if depth > limit:
+            return True
+        for child in container.values() if isinstance(container, dict) else container:
+            if isinstance(child, (dict, list)):
+                stack.append((child, depth + 1))
+    return False
 
 
 def decode_b64(value: Any) -> Any:
@@ -53,12 +88,15 @@ def serialize_example(features: dict) -> bytes:
         if None in kinds or (bytes in kinds and len(kinds) > 1):
             raise ApiError(400, f"feature {key!r}: values must be all numbers or all strings/{{'b64': ...}}")
         feature = example.features.feature[key]
-        if bytes in kinds:
-            feature.bytes_list.value.extend(v.encode() if isinstance(v, str) else v for v in values)
-        elif float in kinds:
-            feature.float_list.value.extend(values)
-        else:
-            feature.int64_list.value.extend(values)
+        try:
+            if bytes in kinds:
+                feature.bytes_list.value.extend(v.encode() if isinstance(v, str) else v for v in values)
+            elif float in kinds:
+                feature.float_list.value.extend(values)
+            else:
+                feature.int64_list.value.extend(values)
+        except ValueError as e:  # e.g. an integer out of int64's range
+            raise ApiError(400, f"feature {key!r}: {e}")
     return example.SerializeToString()
 
 

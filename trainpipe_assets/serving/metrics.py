@@ -39,6 +39,13 @@ class Metrics:
             ("model",),
             registry=self.registry,
         )
+        self.file_errors = Gauge(
+            "trainpipe_file_error",
+            "1 while the PINNED file (file=pin) or the labels file (file=labels) cannot be read (its last good value "
+            "stays in force)",
+            ("model", "file"),
+            registry=self.registry,
+        )
 
     def observe(self, route: str, code: int, seconds: float) -> None:
         self.requests.labels(route, str(code)).inc()
@@ -52,7 +59,11 @@ class Metrics:
 
     def render(self, store: ModelStore) -> bytes:
         """The Prometheus text exposition of every metric; the serving version is read from the store now, so it
-        follows a pin or a new version without anyone having to report it."""
+        follows a pin or a new version without anyone having to report it. Reads only what the store holds in
+        memory, so it cannot fail on a file: a broken PINNED file is a file error here (and the serving version -1 if
+        no good pin was ever read, as nothing then answers requests without a version)."""
         serving = store.serving()
         self.serving_version.labels(store.name).set(serving.version if serving else -1)
+        self.file_errors.labels(store.name, "pin").set(1 if store.pin_error else 0)
+        self.file_errors.labels(store.name, "labels").set(1 if store.labels_error else 0)
         return generate_latest(self.registry)

@@ -1,5 +1,11 @@
 """The versions a server holds: loaded and warmed up before they serve, swapped in one assignment, the old one kept
-when a new one fails to load. Follows TF Serving's layout, the rollback pin and a labels file."""
+when a new one fails to load. Follows TF Serving's layout, the rollback pin and a labels file.
+
+The pin and the labels file are read by refresh() (the watch thread), never by a request: requests read the values
+kept in memory. A file that cannot be read or parsed is kept as an error (pin_error, labels_error, for /healthz),
+never raised into a request, and the last good value read from it stays in force -- so a garbled PINNED file neither
+undoes a rollback (serving the highest version instead) nor stops a running server. Only when no good value has been
+read since the server started is there nothing to fall back on: see pin_problem() and labels_problem()."""
 
 from __future__ import annotations
 
@@ -11,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
-from trainpipe_assets.core.serving_layout import list_versions, read_pin
+from trainpipe_assets.core.serving_layout import PIN_FILE, list_versions, read_pin
 
 
 @dataclass(frozen=True, eq=False)
@@ -46,6 +52,27 @@ def warm_up(model: Any) -> None:
 RETRY_FAILED_SECONDS = 30.0
 
 
+def read_labels(path: Path) -> dict[str, int]:
+    """A labels file, JSON {"stable": 1, "canary": 2}; a ValueError names the file and what is wrong in it. A file
+    that does not exist has no labels (it may be written later)."""
+    if not path.exists():
+        return {}
+    try:
+        labels = json.loads(path.read_text())
+    except OSError as e:
+        raise ValueError(f"{path}: cannot be read: {e.strerror or e}") from None
+    except ValueError as e:  # bad JSON or not UTF-8
+        raise ValueError(f"{path}: not JSON {{label: version}}: {e}") from None
+    if not isinstance(labels, dict):
+        raise ValueError(f"{path}: must be a JSON object {{label: version}}, is {type(labels).__name__}")
+    for label, version in labels.items():
+        if not (isinstance(version, int) and not isinstance(version, bool) and version >= 0) and not (
+            isinstance(version, str) and version.isdigit()
+        ):
+            raise ValueError(f"{path}: label {label!r} must name a version number, names {json.dumps(version)[:50]}")
+    return {k: int(v) for k, v in labels.items()}
+
+
 class ModelStore:
     def __init__(self, name: str, base: Path, labels_file: Optional[Path] = None):
         self.name, self.base, self.labels_file = name, Path(base), labels_file
@@ -53,6 +80,11 @@ class ModelStore:
         self.errors: dict[int, str] = {}
         self._failed_at: dict[int, float] = {}
         self._lock = threading.Lock()
+        # The pin and labels as last read well (None: not yet), and what is wrong with the files now (None: nothing).
+        self._pin: tuple[Optional[int]] | None = None
+        self._labels: Optional[dict[str, int]] = None
+        self.pin_error: Optional[str] = None
+        self.labels_error: Optional[str] = None
 
     def _load(self, version: int) -> LoadedVersion:
         import tensorflow as tf
@@ -67,6 +99,7 @@ class ModelStore:
     def refresh(self, retry_failed_after: float = RETRY_FAILED_SECONDS) -> None:
         """Load versions that appeared, drop those that are gone; a failed load is reported, skipped, and retried
         after `retry_failed_after` seconds (it may have failed for want of memory)."""
+        self.read_files()
         on_disk = set(list_versions(self.base))
         loaded = dict(self._versions)
         now = time.time()
@@ -81,6 +114,7 @@ class ModelStore:
             except Exception as e:  # a broken version must not take the server down
                 errors[version] = f"{type(e).__name__}: {e}"
                 self._failed_at[version] = now
+            self.read_files()  # a load may take minutes: do not leave a rollback waiting for all of them
         for version in set(loaded) - on_disk:
             del loaded[version]
         with self._lock:
@@ -90,17 +124,44 @@ class ModelStore:
     def versions(self) -> dict[int, LoadedVersion]:
         return self._versions
 
+    def read_files(self) -> None:
+        """Reread the pin and the labels file; what cannot be read is kept as an error, the last good value stays.
+        A new error is logged once (one line, no traceback), not at every poll."""
+        pin_error, labels_error = None, None
+        try:
+            self._pin = (read_pin(self.base),)
+        except (OSError, ValueError) as e:  # read_pin's ValueError names the file and the fix; say them for others
+            pin = self.base / PIN_FILE
+            pin_error = str(e) if str(pin) in str(e) else f"{pin}: {e}: fix it or run `trainpipe rollback --clear`"
+        try:
+            self._labels = {} if self.labels_file is None else read_labels(self.labels_file)
+        except ValueError as e:
+            labels_error = str(e)
+        for error, before in ((pin_error, self.pin_error), (labels_error, self.labels_error)):
+            if error and error != before:
+                logging.getLogger(__name__).warning("%s (the last good value stays in force, if any)", error)
+        self.pin_error, self.labels_error = pin_error, labels_error
+
     def labels(self) -> dict[str, int]:
-        if self.labels_file is None or not self.labels_file.is_file():
-            return {}
-        return {k: int(v) for k, v in json.loads(self.labels_file.read_text()).items()}
+        """The labels last read well; {} if none has been (see labels_problem)."""
+        return self._labels or {}
+
+    def labels_problem(self) -> Optional[str]:
+        """Why label routes cannot answer: the labels file is broken and was never read well since the start."""
+        return self.labels_error if self._labels is None else None
+
+    def pin_problem(self) -> Optional[str]:
+        """Why routes that follow the pin cannot answer: PINNED is broken and was never read well since the start."""
+        return self.pin_error if self._pin is None else None
 
     def serving(self) -> Optional[LoadedVersion]:
-        """The rollback pin if it is loaded, else the highest loaded version."""
-        versions = self._versions
-        pin = read_pin(self.base)
-        if pin in versions:
-            return versions[pin]
+        """The version pinned (as last read well) if it is loaded, else the highest loaded version; None if nothing
+        is loaded or the pin has never been read well (pin_problem says why)."""
+        versions, pin = self._versions, self._pin
+        if pin is None and self.pin_error is not None:
+            return None
+        if pin is not None and pin[0] in versions:
+            return versions[pin[0]]
         return versions[max(versions)] if versions else None
 
     def watch(self, poll_seconds: float) -> threading.Thread:

@@ -18,6 +18,26 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--labels-file", help='JSON {"stable": 1, "canary": 2}')
     parser.add_argument("--max-body-bytes", type=int, default=10 << 20)
     parser.add_argument(
+        "--max-instances-per-request",
+        type=int,
+        default=10_000,
+        help="rows one :predict (instances, or the rows of an input) or :classify/:regress (examples) may send; "
+        "more is a 413",
+    )
+    parser.add_argument(
+        "--header-timeout-seconds",
+        type=float,
+        default=30.0,
+        help="seconds a client has to send a request's line and headers, from connecting (or from its first byte on "
+        "a kept-alive connection); then 408 and the connection closed",
+    )
+    parser.add_argument(
+        "--body-timeout-seconds",
+        type=float,
+        default=30.0,
+        help="seconds a client has to send a whole request body once its headers are in; then 408",
+    )
+    parser.add_argument(
         "--enable-batching", action="store_true", help="merge concurrent :predict requests into one model call"
     )
     parser.add_argument("--max-batch-size", type=int, default=32, help="rows per merged call (with --enable-batching)")
@@ -31,7 +51,7 @@ def serve_from_args(args: argparse.Namespace) -> int:
     """Check the arguments (a ValueError says which is wrong), print where the server listens, and serve until
     the process is stopped."""
     # imported here, not at the top: the command line imports this module for every command, not only `serve`
-    from trainpipe_assets.serving.app import BatchingOptions, serve
+    from trainpipe_assets.serving.app import BatchingOptions, Limits, serve
 
     if not Path(args.model_base_path).is_dir():
         raise ValueError(f"--model-base-path {args.model_base_path} is not a folder")
@@ -43,6 +63,13 @@ def serve_from_args(args: argparse.Namespace) -> int:
         raise ValueError(
             "--max-batch-size and --num-batch-threads must be at least 1, --batch-timeout-micros at least 0"
         )
+    if args.max_body_bytes < 1 or args.max_instances_per_request < 1:
+        raise ValueError("--max-body-bytes and --max-instances-per-request must be at least 1")
+    if args.header_timeout_seconds <= 0 or args.body_timeout_seconds <= 0:
+        raise ValueError("--header-timeout-seconds and --body-timeout-seconds must be more than 0")
+    limits = Limits(
+        args.max_body_bytes, args.max_instances_per_request, args.body_timeout_seconds, args.header_timeout_seconds
+    )
     batching = None
     if args.enable_batching:
         batching = BatchingOptions(
@@ -61,7 +88,7 @@ def serve_from_args(args: argparse.Namespace) -> int:
         args.port,
         args.poll_seconds,
         Path(args.labels_file) if args.labels_file else None,
-        args.max_body_bytes,
+        limits,
         batching,
     )
     return 0

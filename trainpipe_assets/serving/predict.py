@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Optional, Sequence
 
-from trainpipe_assets.serving.codec import ApiError, decode_b64, encode_b64, serialize_example
+from trainpipe_assets.serving.codec import ApiError, decode_b64, encode_b64, json_type, serialize_example
 from trainpipe_assets.serving.model_store import LoadedVersion
 
 if TYPE_CHECKING:
@@ -25,17 +25,32 @@ class Call:
     rows: Optional[int]
 
 
-def parse_predict(loaded: LoadedVersion, body: dict) -> Call:
+def signature_name(body: dict, default: str = "serving_default") -> str:
+    name = body.get("signature_name", default)
+    if not isinstance(name, str):
+        raise ApiError(400, f"'signature_name' must be a string, is {json_type(name)}")
+    return name
+
+
+def check_rows(what: str, rows: int, max_rows: Optional[int]) -> None:
+    if max_rows is not None and rows > max_rows:
+        raise ApiError(413, f"{rows} {what} in one request, over the limit of {max_rows} (--max-instances-per-request)")
+
+
+def parse_predict(loaded: LoadedVersion, body: dict, max_rows: Optional[int] = None) -> Call:
+    """Every wrong type in the body is a 400 naming the field; more than `max_rows` rows a 413."""
     if ("instances" in body) == ("inputs" in body):
         raise ApiError(400, "the request must have exactly one of 'instances' (row format) or 'inputs' (columnar)")
-    name = body.get("signature_name", "serving_default")
+    name = signature_name(body)
     if name not in loaded.model.signatures:
         raise ApiError(400, f"serving signature name {name!r} not found (has {sorted(loaded.model.signatures)})")
     specs = loaded.model.signatures[name].structured_input_signature[1]
     if "instances" in body:
-        instances = decode_b64(body["instances"])
+        instances = body["instances"]
         if not isinstance(instances, list) or not instances:
-            raise ApiError(400, "'instances' must be a non-empty list")
+            raise ApiError(400, f"'instances' must be a non-empty array, is {json_type(instances)}")
+        check_rows("instances", len(instances), max_rows)
+        instances = decode_b64(instances)
         if len(specs) == 1 and not (isinstance(instances[0], dict) and set(instances[0]) == set(specs)):
             columns = {next(iter(specs)): instances}
         else:
@@ -44,7 +59,12 @@ def parse_predict(loaded: LoadedVersion, body: dict) -> Call:
             columns = {k: [i.get(k) for i in instances] for k in specs}
     else:
         inputs = decode_b64(body["inputs"])
+        if not isinstance(inputs, dict) and len(specs) != 1:
+            raise ApiError(400, f"'inputs' must be an object {{input: value}} for inputs {sorted(specs)}")
         columns = inputs if isinstance(inputs, dict) else {next(iter(specs)): inputs}
+        for key, value in columns.items():
+            if isinstance(value, list):
+                check_rows(f"rows of input {key!r}", len(value), max_rows)
     missing = sorted(set(specs) - set(columns))
     if missing:
         raise ApiError(400, f"missing inputs {missing} for signature {name!r}")
@@ -131,21 +151,23 @@ def predict(loaded: LoadedVersion, body: dict) -> dict:
 METHODS = {"classify": "tensorflow/serving/classify", "regress": "tensorflow/serving/regress"}
 
 
-def classify_or_regress(loaded: LoadedVersion, body: dict, method: str) -> dict:
+def classify_or_regress(loaded: LoadedVersion, body: dict, method: str, max_rows: Optional[int] = None) -> dict:
     """TF Serving's :classify / :regress: {"signature_name"?, "context"?, "examples": [{feature: value}]} run through a
     signature whose method_name is tensorflow/serving/classify (or regress) and whose one input takes tf.Examples."""
-    name = body.get("signature_name", "serving_default")
+    name = signature_name(body)
     if loaded.methods.get(name) != METHODS[method]:
         raise ApiError(
             400,
             f":{method} needs a signature with method_name {METHODS[method]}; signature {name!r} has "
             f"{loaded.methods.get(name)!r} (signatures: {loaded.methods})",
         )
+    if isinstance(body.get("examples"), list):  # counted before decoding them
+        check_rows("examples", len(body["examples"]), max_rows)
     examples, context = decode_b64(body.get("examples")), decode_b64(body.get("context", {}))
     if not isinstance(examples, list) or not examples or not all(isinstance(e, dict) for e in examples):
         raise ApiError(400, "'examples' must be a non-empty list of objects")
     if not isinstance(context, dict):
-        raise ApiError(400, "'context' must be an object")
+        raise ApiError(400, f"'context' must be an object, is {json_type(context)}")
     specs = loaded.model.signatures[name].structured_input_signature[1]
     if len(specs) != 1:
         raise ApiError(400, f"signature {name!r} must have one input of serialized tf.Examples, has {sorted(specs)}")

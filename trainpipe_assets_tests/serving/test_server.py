@@ -101,6 +101,10 @@ def test_a_new_version_is_picked_up_and_the_pin_is_honoured(server):
         time.sleep(0.25)
     assert http_json(f"{server['root']}/v1/models/trips_model")[1]["model_version_status"][0]["version"] == "2"
     (server["base"] / "PINNED").write_text("1\n")
+    for _ in range(120):  # the watch thread rereads the pin every --poll-seconds (requests never read the file)
+        if http_json(f"{server['root']}/healthz")[1]["serving_version"] == 1:
+            break
+        time.sleep(0.25)
     assert http_json(f"{server['root']}/healthz")[1]["serving_version"] == 1
     metrics = urllib.request.urlopen(f"{server['root']}/metrics").read().decode()
     assert sample(metrics, "trainpipe_requests_total", route="predict", code="200") >= 1
