@@ -43,7 +43,8 @@ def _materialized(result) -> dict:
 def _ingest(defs, trainpipe, day: str, instance) -> bool:
     result, failures = _run_partition(defs, "ingest_job", day, instance)
     rows = _materialized(result).get("examples", {})
-    checks = {c.check_name: c.passed for c in result.get_asset_check_evaluations()}
+    evaluations = {c.check_name: c for c in result.get_asset_check_evaluations()}
+    checks = {name: c.passed for name, c in evaluations.items()}
     split_rows = " ".join(
         f"{s}={rows[md.rows_key(s)].value}" for s in trainpipe.settings.splits if md.rows_key(s) in rows
     )
@@ -52,6 +53,12 @@ def _ingest(defs, trainpipe, day: str, instance) -> bool:
         f"  {day}: {'ok' if result.success else 'FAILED'} {split_rows} rejected={rejected} "
         f"examples_valid={checks.get('examples_valid')}"
     )
+    valid = evaluations.get("examples_valid")
+    if valid is not None and not valid.passed:  # the anomaly table, not just a count
+        from trainpipe_assets.data.example_validator import Anomaly, anomalies_text
+
+        table = anomalies_text([Anomaly(**a) for a in md.value(valid.metadata, md.ANOMALIES_JSON, [])])
+        print("\n".join(f"    {line}" for line in table.splitlines()))
     for failure in failures:
         print(f"    {failure}")
     return result.success
@@ -68,6 +75,9 @@ def _train(defs, window_end: str, instance):
         name = event.asset_key.to_user_string()
         facts = ", ".join(f"{k}={metadata[k].value}" for k in SHOWN.get(name, ()) if k in metadata)
         print(f"  {name}: {facts}")
+    evaluation = _materialized(result).get("model_evaluation", {})
+    for warning in md.value(evaluation, md.EVALUATION_WARNINGS, []):
+        print(f"  warning: {warning}")
     for check in result.get_asset_check_evaluations():
         print(f"  check {check.check_name}: {'passed' if check.passed else 'FAILED'} ({check.description})")
     for failure in failures:

@@ -71,6 +71,13 @@ class MetricThreshold(BaseModel):
 class EvaluationSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
     prediction_key: Optional[str] = None  # output of serving_default; default: its only (or first) output
+    # The label as the model saw it: a feature of the transformed examples (e.g. tips_xf, or a vocabulary index of a
+    # string label), computed by running the raw eval examples through the transform graph; default: the raw label_key.
+    label_key: Optional[str] = None
+    # What serving_default outputs: probabilities, logits (softmax/sigmoid is applied before every metric), or auto
+    # (logits when a score is outside [0, 1] or class scores do not sum to 1; the decision is recorded).
+    output: Literal["probabilities", "logits", "auto"] = "auto"
+    min_eval_rows: int = Field(200, ge=0)  # fewer eval examples (or a class missing) is reported as a warning
     metrics: list[MetricName] = Field(default_factory=lambda: ["accuracy", "auc", "precision", "recall", "loss"])
     slices: list[str] = Field(default_factory=list)
     thresholds: dict[str, MetricThreshold] = Field(default_factory=dict)

@@ -18,7 +18,8 @@ from trainpipe_assets.core.records import decode_examples, read_records
 from trainpipe_assets.core.settings import TrainpipeConfig
 from trainpipe_assets.core.step import Step, fail
 from trainpipe_assets.core.storage import write_text
-from trainpipe_assets.model.eval_metrics import compute_metrics
+from trainpipe_assets.model.eval_labels import eval_labels
+from trainpipe_assets.model.eval_metrics import as_probabilities, compute_metrics
 from trainpipe_assets.model.evaluator import score_serialized
 
 CODE_VERSION = "serving-performance-v1"
@@ -85,15 +86,18 @@ def _pushed_by(instance: DagsterInstance, version: int) -> Optional[dict]:
     return rows[-1] if rows else None
 
 
-def _labelled(serialized: list[bytes], label_key: str, day: str) -> tuple[list[bytes], np.ndarray]:
+def _labelled(serialized: list[bytes], settings, day: str, transform_graph_uri) -> tuple[list[bytes], np.ndarray]:
+    """The day's examples that carry the raw label, and their labels as the model saw them (eval_labels)."""
+    label_key = settings.label_key
     decoded = decode_examples(serialized)
     if label_key not in decoded.schema.names:
         raise fail(f"labels of {day} are not known: its examples have no feature {label_key!r} (label_key)")
-    values = decoded.column(label_key).to_pylist()
-    keep = [i for i, v in enumerate(values) if v]
+    keep = [i for i, v in enumerate(decoded.column(label_key).to_pylist()) if v]
     if not keep:
         raise fail(f"labels of {day} are not known: no example has a value for {label_key!r} (label_key)")
-    return [serialized[i] for i in keep], np.array([values[i][0] for i in keep])
+    kept = [serialized[i] for i in keep]
+    labels, _ = eval_labels(kept, decode_examples(kept), settings, transform_graph_uri)
+    return kept, labels
 
 
 def trend_markdown(instance: DagsterInstance, asset_key: AssetKey, day: str, current: dict, names: list[str]) -> str:
@@ -160,10 +164,13 @@ def serving_model_performance(
     # A day the model was trained on: only its eval split is unseen, as at evaluation time.
     trained_on_day = bool(pushed) and day in pushed["example_partitions"]
     splits = ["eval"] if trained_on_day else examples.splits
+    # The version's own transform graph, from its training run's lineage, for a transformed evaluation.label_key.
+    graph = (pushed or {}).get("lineage", {}).get("transform_graph")
     serialized, labels = _labelled(
-        read_records([p for s in splits for p in examples.file_patterns[s]]), settings.label_key, day
+        read_records([p for s in splits for p in examples.file_patterns[s]]), settings, day, graph
     )
-    scores = score_serialized(model_dir, serialized, settings.evaluation.prediction_key)
+    raw_scores = score_serialized(model_dir, serialized, settings.evaluation.prediction_key)
+    scores, _ = as_probabilities(raw_scores, settings.evaluation.output)
     metrics = compute_metrics(labels, scores, names)
     reasons = degradation(metrics, at_evaluation, monitoring.floors, monitoring.max_drop)
 

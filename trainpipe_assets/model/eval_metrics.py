@@ -36,6 +36,28 @@ def _precision_recall(
     return (tp / predicted_pos if predicted_pos else None, tp / actual_pos if actual_pos else None)
 
 
+def as_probabilities(scores: np.ndarray, output: str) -> tuple[np.ndarray, str]:
+    """Scores as probabilities, and what was decided: `logits` get a sigmoid (one score per row) or a softmax (class
+    scores); `auto` takes scores for logits when one is outside [0, 1] or class scores do not sum to 1."""
+    scores = np.asarray(scores, dtype=float)
+    binary = scores.ndim == 1 or (scores.ndim == 2 and scores.shape[1] == 1)
+    if output == "auto":
+        outside = bool(len(scores)) and (scores.min() < 0 or scores.max() > 1)
+        unnormalised = not binary and bool(len(scores)) and not np.allclose(scores.sum(axis=1), 1, atol=1e-3)
+        output = "logits" if outside or unnormalised else "probabilities"
+        why = " (scores outside [0, 1])" if outside else " (class scores do not sum to 1)" if unnormalised else ""
+        decided = f"{output}, decided by evaluation.output: auto{why}"
+    else:
+        decided = f"{output}, as evaluation.output says"
+    if output == "logits":
+        if binary:
+            scores = 1 / (1 + np.exp(-scores))
+        else:
+            shifted = np.exp(scores - scores.max(axis=1, keepdims=True))
+            scores = shifted / shifted.sum(axis=1, keepdims=True)
+    return scores, decided
+
+
 def compute_metrics(labels: np.ndarray, scores: np.ndarray, names: list[str]) -> dict[str, float | None]:
     """Binary when scores are one probability per row, multi-class when they are one row of class scores."""
     labels = np.asarray(labels).astype(int).ravel()
@@ -53,7 +75,7 @@ def compute_metrics(labels: np.ndarray, scores: np.ndarray, names: list[str]) ->
         precision, recall = _precision_recall(labels, predicted)
     else:
         predicted = scores.argmax(axis=1)
-        probs = np.clip(scores / scores.sum(axis=1, keepdims=True), EPSILON, 1)
+        probs = np.clip(scores / scores.sum(axis=1, keepdims=True), EPSILON, 1 - EPSILON)  # as Keras' crossentropy
         loss = float(-np.mean(np.log(probs[np.arange(len(labels)), labels])))
         classes = range(scores.shape[1])
         aucs = [a for a in (_binary_auc((labels == c).astype(int), scores[:, c]) for c in classes) if a is not None]

@@ -8,7 +8,7 @@ import numpy as np
 from dagster import AssetCheckExecutionContext, AssetCheckResult, AssetExecutionContext, MetadataValue, Output
 
 from trainpipe_assets.core import metadata as md
-from trainpipe_assets.core.artifacts import Examples, Model, ModelEvaluation
+from trainpipe_assets.core.artifacts import Examples, Model, ModelEvaluation, TransformGraph
 from trainpipe_assets.core.event_log import current_baseline
 from trainpipe_assets.core.partitions import pipeline_asset, pipeline_check
 from trainpipe_assets.core.records import decode_examples, read_records
@@ -17,7 +17,8 @@ from trainpipe_assets.core.settings import TrainpipeConfig
 from trainpipe_assets.core.step import Step, fail
 from trainpipe_assets.core.storage import write_text
 from trainpipe_assets.model.blessing import decide_blessing
-from trainpipe_assets.model.eval_metrics import compute_metrics, sliced_metrics
+from trainpipe_assets.model.eval_labels import eval_labels, eval_set_warnings
+from trainpipe_assets.model.eval_metrics import as_probabilities, compute_metrics, sliced_metrics
 
 CODE_VERSION = "evaluation-v1"
 FORCE_BLESS_TAG = "trainpipe/force_bless"
@@ -79,7 +80,11 @@ def slices_markdown(candidate: dict, baseline: dict | None, metric: str) -> str:
     code_version=CODE_VERSION,
 )
 def model_evaluation(
-    context: AssetExecutionContext, trainpipe: TrainpipeConfig, examples: Examples, trained_model: Model
+    context: AssetExecutionContext,
+    trainpipe: TrainpipeConfig,
+    examples: Examples,
+    trained_model: Model,
+    transform_graph: TransformGraph,
 ) -> Output[ModelEvaluation]:
     """TFX Evaluator: metrics overall and per slice for candidate and baseline (the model serving now)."""
     settings = trainpipe.settings
@@ -99,15 +104,14 @@ def model_evaluation(
         baseline_ref and (baseline_ref.version, baseline_ref.serving_path),
         examples.fingerprints,
         force,
+        transform_graph.cache_key if ev.label_key else None,
     ):
         return reused
     serialized = read_records(examples.file_patterns["eval"])
     if not serialized:
         raise fail(f"no eval examples in the window {examples.partitions}")
     decoded = decode_examples(serialized)
-    if settings.label_key not in decoded.schema.names:
-        raise fail(f"label_key {settings.label_key!r} is not a feature of the eval examples")
-    labels = np.array([v[0] if v else 0 for v in decoded.column(settings.label_key).to_pylist()])
+    labels, label_source = eval_labels(serialized, decoded, settings, transform_graph.uri)
     slice_values = {}
     for feature in ev.slices:
         if feature not in decoded.schema.names:
@@ -118,10 +122,12 @@ def model_evaluation(
         ]
 
     def evaluate(model_dir: Path) -> dict:
-        scores = score_serialized(model_dir, serialized, ev.prediction_key)
+        scores, semantics = as_probabilities(score_serialized(model_dir, serialized, ev.prediction_key), ev.output)
         return {
             "overall": compute_metrics(labels, scores, ev.metrics),
             "slices": sliced_metrics(labels, scores, slice_values, ev.metrics),
+            "scores": semantics,
+            "warnings": eval_set_warnings(labels, scores, ev.min_eval_rows),
         }
 
     candidate = evaluate(trained_model.serving_model_dir)
@@ -165,6 +171,14 @@ def model_evaluation(
             md.CANDIDATE_METRICS: MetadataValue.json(candidate["overall"]),
             **{f"candidate_{k}": v for k, v in candidate["overall"].items() if v is not None},
             "eval_examples": len(serialized),
+            "label": label_source,
+            "score_semantics": candidate["scores"],
+            md.EVALUATION_WARNINGS: MetadataValue.json(candidate["warnings"]),
+            **(
+                {"warnings": MetadataValue.md("\n".join(f"- {w}" for w in candidate["warnings"]))}
+                if candidate["warnings"]
+                else {}
+            ),
         },
     )
 

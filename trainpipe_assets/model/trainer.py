@@ -15,8 +15,9 @@ from trainpipe_assets.core.retry import TRANSIENT_RETRY
 from trainpipe_assets.core.settings import TrainpipeConfig
 from trainpipe_assets.core.step import Step, fail
 from trainpipe_assets.model.tensorboard_logs import final_epoch_scalars
+from trainpipe_assets.module import keras2_compat
 from trainpipe_assets.module.api import fn_args_for
-from trainpipe_assets.module.loader import module_function
+from trainpipe_assets.module.loader import load_module_file, module_function
 
 CODE_VERSION = "training-v1"
 
@@ -69,17 +70,19 @@ def trained_model(
     model = Model(**step.fields(), run_id=context.run.run_id)
     hyperparameters = best_hyperparameters.load()
     started = time.perf_counter()
-    run_fn(
-        fn_args_for(
-            trainpipe,
-            transform_graph,
-            schema,
-            working_dir=str(staging),
-            serving_model_dir=str(model.serving_model_dir),
-            model_run_dir=str(model.model_run_dir),
-            hyperparameters=hyperparameters,
+    keras2_compat.used.clear()
+    with keras2_compat.keras2_saving():
+        run_fn(
+            fn_args_for(
+                trainpipe,
+                transform_graph,
+                schema,
+                working_dir=str(staging),
+                serving_model_dir=str(model.serving_model_dir),
+                model_run_dir=str(model.model_run_dir),
+                hyperparameters=hyperparameters,
+            )
         )
-    )
     user_seconds = time.perf_counter() - started
     kill_point("training")
     if not (model.serving_model_dir / "saved_model.pb").is_file():
@@ -88,6 +91,9 @@ def trained_model(
             f"fn_args.serving_model_dir ({model.serving_model_dir})"
         )
     metrics = final_epoch_scalars(model.model_run_dir)
+    compat = sorted(
+        keras2_compat.used | getattr(load_module_file(trainpipe.module_file), "__trainpipe_compat__", set())
+    )
     not_finite = {k: v for k, v in metrics.items() if k.endswith("loss") and not math.isfinite(v)}
     if not_finite:
         raise fail(
@@ -115,5 +121,6 @@ def trained_model(
                 }
             ),
             "transform_graph": MetadataValue.path(transform_graph.uri),
+            **({"keras2_compat": MetadataValue.json(compat)} if compat else {}),
         },
     )

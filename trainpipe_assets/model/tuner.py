@@ -14,6 +14,7 @@ from trainpipe_assets.core.settings import TrainpipeConfig
 from trainpipe_assets.core.step import Step, fail
 from trainpipe_assets.core.storage import write_text
 from trainpipe_assets.model.tuning_workers import ParallelTuningError, search_in_parallel
+from trainpipe_assets.module import keras2_compat
 from trainpipe_assets.module.api import fn_args_for
 from trainpipe_assets.module.loader import module_function
 
@@ -77,12 +78,14 @@ def best_hyperparameters(
         workers = settings.tuning.num_parallel_trials
         if workers > 1:
             try:
-                tuner = search_in_parallel(tuner_fn, trainpipe.module_file, fn_args, workers, staging / "workers")
+                with keras2_compat.keras2_saving():
+                    tuner = search_in_parallel(tuner_fn, trainpipe.module_file, fn_args, workers, staging / "workers")
             except ParallelTuningError as e:
                 raise fail(str(e)) from e
         else:
-            result = tuner_fn(fn_args)
-            result.tuner.search(**result.fit_kwargs)
+            with keras2_compat.keras2_saving():
+                result = tuner_fn(fn_args)
+                result.tuner.search(**result.fit_kwargs)
             tuner = result.tuner
         metadata["user_code_seconds"] = time.perf_counter() - started
         kill_point("tuning")

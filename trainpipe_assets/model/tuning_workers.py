@@ -80,12 +80,14 @@ def search_in_parallel(tuner_fn, module_file: Path, fn_args: FnArgs, workers: in
 
 
 def worker_main(job_path: str) -> None:
+    from trainpipe_assets.module.keras2_compat import keras2_saving
     from trainpipe_assets.module.loader import user_function
 
     job = json.loads(Path(job_path).read_text())
     tuner_fn = user_function(job["module_file"], "tuner_fn")
-    result = tuner_fn(FnArgs(**job["fn_args"]))
-    result.tuner.search(**result.fit_kwargs)
+    with keras2_saving():
+        result = tuner_fn(FnArgs(**job["fn_args"]))
+        result.tuner.search(**result.fit_kwargs)
 
 
 if __name__ == "__main__":

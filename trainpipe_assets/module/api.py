@@ -76,6 +76,11 @@ class FnArgs:
     def transform_output(self) -> Optional[str]:
         return self.transform_graph_path
 
+    @property
+    def output(self) -> Optional[str]:
+        """Older tutorials' name for the serving directory."""
+        return self.serving_model_dir
+
 
 # The name TFX < 0.21 modules and many articles use.
 TrainerFnArgs = FnArgs

@@ -17,9 +17,10 @@ class ModuleFileError(ValueError):
 
 
 def load_module_file(path: Path) -> ModuleType:
-    from trainpipe_assets.module import tfx_compat
+    from trainpipe_assets.module import keras2_compat, tfx_compat
 
     tfx_compat.install()  # a module written for TFX imports `tfx`; serve it when TFX itself is absent
+    keras2_compat.install_import_aliases()  # `import kerastuner`, KerasTuner's old name
     path = Path(path).resolve()
     if not path.is_file():
         raise ModuleFileError(f"module_file {path} does not exist")
@@ -33,6 +34,7 @@ def load_module_file(path: Path) -> ModuleType:
     spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module
+    module.__trainpipe_compat__ = keras2_compat.aliases_in(path.read_text(errors="replace"))
     try:
         spec.loader.exec_module(module)
     except Exception as e:
