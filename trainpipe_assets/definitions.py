@@ -21,7 +21,7 @@ from trainpipe_assets.model.evaluator import model_blessed, model_evaluation
 from trainpipe_assets.model.trainer import trained_model
 from trainpipe_assets.model.transform import transform_graph
 from trainpipe_assets.model.tuner import best_hyperparameters
-from trainpipe_assets.orchestration.jobs import batch_inference_job, ingest_job, training_job
+from trainpipe_assets.orchestration.jobs import build_jobs, queue_tags
 from trainpipe_assets.orchestration.new_rows_sensor import new_rows_sensor
 from trainpipe_assets.orchestration.performance_sensor import retrain_on_degradation_sensor
 from trainpipe_assets.orchestration.schedules import build_retraining_schedule
@@ -44,16 +44,17 @@ CHECKS = (examples_valid, model_blessed, infra_blessed)
 
 
 def build_definitions(trainpipe: TrainpipeConfig) -> Definitions:
-    """Partitions (partitions_start), the training window (window_days) and the schedule (retrain_hour) follow
-    `trainpipe`'s settings file, the resource every asset, check and sensor reads."""
+    """Partitions (partitions_start), the training window (window_days), the schedule (retrain_hour) and where steps
+    run (execution) follow `trainpipe`'s settings file, the resource every asset, check and sensor reads."""
     settings = trainpipe.settings
     p = partitioning_for(settings)
+    jobs = build_jobs(settings.execution)
     return Definitions(
-        assets=[blueprint.build(p) for blueprint in ASSETS],
-        asset_checks=[blueprint.build(p) for blueprint in CHECKS],
-        jobs=[ingest_job, training_job, batch_inference_job],
+        assets=[b.build(p, op_tags=queue_tags(settings.execution, b.name)) for b in ASSETS],
+        asset_checks=[b.build(p, op_tags=queue_tags(settings.execution, b.asset_name)) for b in CHECKS],
+        jobs=jobs,
         sensors=[new_data_sensor, new_rows_sensor, retrain_on_new_data_sensor, retrain_on_degradation_sensor],
-        schedules=[build_retraining_schedule(settings)],
+        schedules=[build_retraining_schedule(settings, jobs[1])],
         resources={
             "trainpipe": trainpipe,
             "tfrecord_io_manager": TFRecordIOManager(home=trainpipe.home),

@@ -67,10 +67,10 @@ class AssetBlueprint:
     def __call__(self, *args, **kwargs):
         return self.fn(*args, **kwargs)
 
-    def build(self, p: Partitioning) -> AssetsDefinition:
+    def build(self, p: Partitioning, op_tags: dict | None = None) -> AssetsDefinition:
         ins = {name: p.window_input(name) for name in self.windowed}
         fn = fail_fast_unless_transient(self.fn)
-        return asset(name=self.name, partitions_def=p.daily, ins=ins or None, **self.options)(fn)
+        return asset(name=self.name, partitions_def=p.daily, ins=ins or None, op_tags=op_tags, **self.options)(fn)
 
 
 class CheckBlueprint:
@@ -83,10 +83,12 @@ class CheckBlueprint:
     def __call__(self, *args, **kwargs):
         return self.fn(*args, **kwargs)
 
-    def build(self, p: Partitioning):
+    def build(self, p: Partitioning, op_tags: dict | None = None):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", PreviewWarning)  # partitions_def on an asset check is a preview, and needed
-            return asset_check(asset=self.asset_name, name=self.name, blocking=True, partitions_def=p.daily)(self.fn)
+            return asset_check(
+                asset=self.asset_name, name=self.name, blocking=True, partitions_def=p.daily, op_tags=op_tags
+            )(self.fn)
 
 
 def pipeline_asset(*, windowed: tuple[str, ...] = (), **options) -> Callable[[Callable], AssetBlueprint]:

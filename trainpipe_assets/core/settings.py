@@ -49,6 +49,36 @@ class TuningSettings(BaseModel):
     steps_fraction: float = Field(0.2, gt=0, le=1)  # the tuner trains this share of train_steps per trial
     num_parallel_trials: int = Field(1, ge=1)  # >1: trials run in that many worker processes (KerasTuner distributed)
     hyperparameters: dict[str, float | int | str | bool] = Field(default_factory=dict)
+    # Distributed tuning across machines: the chief's KerasTuner oracle listens here (0.0.0.0 to accept other hosts;
+    # advertised to workers as oracle_advertise_host or this host's name), and waits for `remote_workers` workers
+    # started with `trainpipe tuning-worker` on the tuning machines (they find the search in the shared TRAINPIPE_HOME).
+    oracle_bind_host: str = "127.0.0.1"
+    oracle_advertise_host: Optional[str] = None
+    remote_workers: int = Field(0, ge=0)
+
+
+class TrainingSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    # >1: run_fn runs in this many processes with TF_CONFIG set (a chief and workers, the contract of
+    # tf.distribute.MultiWorkerMirroredStrategy); only the chief's SavedModel is kept.
+    workers: int = Field(1, ge=1)
+
+
+class ExecutionSettings(BaseModel):
+    """Where the steps run. Empty executor: each job's own (in-process chains, forked processes for batch inference).
+    celery: every job's steps are Celery tasks on `broker` (dagster-celery), each asset's step on its queue."""
+
+    model_config = ConfigDict(extra="forbid")
+    executor: Optional[Literal["in_process", "multiprocess", "celery"]] = None
+    broker: Optional[str] = None  # e.g. redis://host:6379/0
+    backend: Optional[str] = None  # e.g. redis://host:6379/1
+    queues: dict[str, str] = Field(default_factory=dict)  # asset key -> Celery queue; the others use `dagster`
+
+    @model_validator(mode="after")
+    def _celery_needs_a_broker(self) -> "ExecutionSettings":
+        if self.executor == "celery" and not self.broker:
+            raise ValueError("executor: celery needs broker (e.g. redis://host:6379/0)")
+        return self
 
 
 class ChangeThreshold(BaseModel):
@@ -141,6 +171,8 @@ class PipelineSettings(BaseModel):
     train_steps: int = Field(1000, ge=1)
     eval_steps: int = Field(100, ge=1)
     tuning: TuningSettings = Field(default_factory=TuningSettings)
+    training: TrainingSettings = Field(default_factory=TrainingSettings)
+    execution: ExecutionSettings = Field(default_factory=ExecutionSettings)
     evaluation: EvaluationSettings = Field(default_factory=EvaluationSettings)
     push: PushSettings = Field(default_factory=PushSettings)
     infra_validation: InfraValidationSettings = Field(default_factory=InfraValidationSettings)

@@ -1,11 +1,15 @@
-"""Jobs, each with the executor its shape calls for (measured here: 7 chained TF assets take 10 s in-process, 62 s
-with the default multiprocess executor, which re-imports TensorFlow per step, 23 s with a forkserver preloading it).
+"""Jobs, each with the executor its shape calls for, unless the settings' `execution.executor` names one for all.
 
-ingest_job and training_job are chains, so they run in one process. batch_inference_job's two steps are independent
-(both read the day's examples and a served model), so they run side by side in processes forked from a server that
-has TensorFlow and the definitions imported already. Their partitions come from the selected assets."""
+Measured here: 7 chained TF assets take 10 s in-process, 62 s with the default multiprocess executor, which re-imports
+TensorFlow per step, 23 s with a forkserver preloading it. So by default ingest_job and training_job, which are chains,
+run in one process, and batch_inference_job's two independent steps run side by side in processes forked from a server
+that has TensorFlow and the definitions imported already. With `execution.executor: celery` every step is a Celery
+task (dagster-celery) on the queue `execution.queues` gives its asset (default `dagster`): data steps on CPU machines,
+tuning and training on GPU machines. Partitions come from the selected assets."""
 
 from dagster import AssetSelection, define_asset_job, in_process_executor, multiprocess_executor
+
+from trainpipe_assets.core.settings import ExecutionSettings
 
 INGEST_ASSETS = ("examples", "statistics")
 TRAINING_ASSETS = (
@@ -18,6 +22,8 @@ TRAINING_ASSETS = (
     "pushed_model",
 )
 BATCH_INFERENCE_ASSETS = ("batch_predictions", "serving_model_performance")
+DEFAULT_QUEUE = "dagster"  # dagster-celery's default queue
+QUEUE_TAG = "dagster-celery/queue"
 
 PARALLEL_STEPS = multiprocess_executor.configured(
     {
@@ -27,26 +33,52 @@ PARALLEL_STEPS = multiprocess_executor.configured(
     name="forkserver_multiprocess_executor",
 )
 
-ingest_job = define_asset_job(
-    "ingest_job",
-    selection=AssetSelection.assets(*INGEST_ASSETS),
-    executor_def=in_process_executor,
-    description="One day: examples -> statistics -> examples_valid (blocking).",
-)
 
-training_job = define_asset_job(
-    "training_job",
-    selection=AssetSelection.assets(*TRAINING_ASSETS),
-    executor_def=in_process_executor,
-    description="One training window ending at the partition: schema -> transform_graph -> best_hyperparameters -> "
-    "trained_model -> model_evaluation (model_blessed, blocking) -> infra_validation (infra_blessed, blocking) "
-    "-> pushed_model.",
-)
+def queue_tags(execution: ExecutionSettings, asset_name: str) -> dict[str, str]:
+    """The op tags that put an asset's step (and its checks') on its Celery queue; none outside Celery mode."""
+    if execution.executor != "celery":
+        return {}
+    return {QUEUE_TAG: execution.queues.get(asset_name, DEFAULT_QUEUE)}
 
-batch_inference_job = define_asset_job(
-    "batch_inference_job",
-    selection=AssetSelection.assets(*BATCH_INFERENCE_ASSETS),
-    executor_def=PARALLEL_STEPS,
-    description="One day scored by the deployed model: batch_predictions (TFX BulkInferrer, the model serving now) and "
-    "serving_model_performance (the model serving that day against the monitoring floors, for labelled days).",
-)
+
+def configured_executor(execution: ExecutionSettings):
+    if execution.executor == "celery":
+        from dagster_celery import celery_executor
+
+        config = {"broker": execution.broker}
+        if execution.backend:
+            config["backend"] = execution.backend
+        return celery_executor.configured(config, name="celery_executor")
+    if execution.executor == "multiprocess":
+        return PARALLEL_STEPS
+    if execution.executor == "in_process":
+        return in_process_executor
+    return None
+
+
+def build_jobs(execution: ExecutionSettings) -> list:
+    chosen = configured_executor(execution)
+    return [
+        define_asset_job(
+            "ingest_job",
+            selection=AssetSelection.assets(*INGEST_ASSETS),
+            executor_def=chosen or in_process_executor,
+            description="One day: examples -> statistics -> examples_valid (blocking).",
+        ),
+        define_asset_job(
+            "training_job",
+            selection=AssetSelection.assets(*TRAINING_ASSETS),
+            executor_def=chosen or in_process_executor,
+            description="One training window ending at the partition: schema -> transform_graph -> "
+            "best_hyperparameters -> trained_model -> model_evaluation (model_blessed, blocking) -> infra_validation "
+            "(infra_blessed, blocking) -> pushed_model.",
+        ),
+        define_asset_job(
+            "batch_inference_job",
+            selection=AssetSelection.assets(*BATCH_INFERENCE_ASSETS),
+            executor_def=chosen or PARALLEL_STEPS,
+            description="One day scored by the deployed model: batch_predictions (TFX BulkInferrer, the model serving "
+            "now) and serving_model_performance (the model serving that day against the monitoring floors, for "
+            "labelled days).",
+        ),
+    ]

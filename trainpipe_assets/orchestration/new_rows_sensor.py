@@ -10,7 +10,6 @@ from dagster import RunRequest, SensorEvaluationContext, SensorResult, SkipReaso
 from trainpipe_assets.core.partitions import partitioning_for
 from trainpipe_assets.core.settings import TrainpipeConfig
 from trainpipe_assets.data.sources.sql_source import SqlSource
-from trainpipe_assets.orchestration.jobs import ingest_job
 
 
 @dataclass
@@ -52,7 +51,7 @@ def plan_sql_ingest(rows: list[dict], cursor: dict, partition_keys: set[str]) ->
 
 
 @sensor(
-    job=ingest_job,
+    job_name="ingest_job",
     minimum_interval_seconds=60,
     description="Ingests the days that got new (or late) rows in the SQL source.",
 )

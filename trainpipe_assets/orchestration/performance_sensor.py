@@ -13,7 +13,6 @@ from trainpipe_assets.core import metadata as md
 from trainpipe_assets.core.event_log import current_baseline
 from trainpipe_assets.core.partitions import partitioning_for
 from trainpipe_assets.core.settings import TrainpipeConfig
-from trainpipe_assets.orchestration.jobs import training_job
 
 PERFORMANCE = AssetKey("serving_model_performance")
 PAGE = 200  # materializations read per tick; the cursor carries on from the last one read
@@ -35,7 +34,7 @@ def _reason(record) -> str:
 
 
 @sensor(
-    job=training_job,
+    job_name="training_job",
     minimum_interval_seconds=60,
     description="Retrains when the serving model's performance on a labelled day is degraded.",
 )

@@ -3,10 +3,9 @@
 from dagster import DefaultScheduleStatus, build_schedule_from_partitioned_job
 
 from trainpipe_assets.core.settings import PipelineSettings
-from trainpipe_assets.orchestration.jobs import training_job
 
 
-def build_retraining_schedule(settings: PipelineSettings):
+def build_retraining_schedule(settings: PipelineSettings, training_job):
     """At `retrain_hour` (UTC) each day; the job's partitions (and so the window) come from the assets it selects."""
     return build_schedule_from_partitioned_job(
         training_job,

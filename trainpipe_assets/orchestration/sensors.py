@@ -14,7 +14,6 @@ from dagster import DagsterRunStatus, RunRequest, RunsFilter, SensorEvaluationCo
 from trainpipe_assets.core.partitions import partitioning_for
 from trainpipe_assets.core.settings import TrainpipeConfig
 from trainpipe_assets.data.sources.csv_source import IN_PROGRESS_SUFFIXES, file_sha256, parse_file_name
-from trainpipe_assets.orchestration.jobs import ingest_job, training_job
 
 SETTLE_SECONDS = 30  # a file is complete once untouched this long, or once its size and mtime held for a tick
 
@@ -90,7 +89,7 @@ def plan_ingest(landing_dir: Path, cursor: dict, partition_keys: set[str], now: 
 
 
 @sensor(
-    job=ingest_job,
+    job_name="ingest_job",
     minimum_interval_seconds=30,
     description="Ingests each new or changed <name>_YYYY-MM-DD.csv in the landing folder.",
 )
@@ -115,7 +114,7 @@ UNFINISHED = [
 
 
 @sensor(
-    job=training_job,
+    job_name="training_job",
     minimum_interval_seconds=60,
     description="Retrains the latest window after new days were ingested and validated.",
 )
@@ -123,11 +122,11 @@ def retrain_on_new_data_sensor(context: SensorEvaluationContext):
     """A successful ingest_job run means the day's blocking examples_valid check passed; failed days never count.
     Debounced: while any ingest run is unfinished the tick waits, so ten files of one day make one retrain."""
     cursor = json.loads(context.cursor) if context.cursor else {"after": 0.0, "latest_day": None}
-    busy = context.instance.get_runs_count(RunsFilter(job_name=ingest_job.name, statuses=UNFINISHED))
+    busy = context.instance.get_runs_count(RunsFilter(job_name="ingest_job", statuses=UNFINISHED))
     if busy:
         return SkipReason(f"waiting for {busy} ingest run(s) to finish before retraining")
     records = context.instance.get_run_records(
-        RunsFilter(job_name=ingest_job.name, statuses=[DagsterRunStatus.SUCCESS], updated_after=_utc(cursor["after"])),
+        RunsFilter(job_name="ingest_job", statuses=[DagsterRunStatus.SUCCESS], updated_after=_utc(cursor["after"])),
         order_by="update_timestamp",
         ascending=True,
     )
