@@ -13,6 +13,9 @@ import time
 from pathlib import Path
 
 from trainpipe_assets.cli.common import parse_date, use_instance_home
+from trainpipe_assets.cli.runs import ingest_day as _ingest
+from trainpipe_assets.cli.runs import materialized as _materialized
+from trainpipe_assets.cli.runs import run_partition as _run_partition
 from trainpipe_assets.core import metadata as md
 
 # The facts the demo prints for each asset of training_job.
@@ -25,43 +28,6 @@ SHOWN = {
     "infra_validation": ("infra_blessed", "load_seconds", "latency_p50_ms"),
     "pushed_model": (md.VERSION, md.SERVING_PATH),
 }
-
-
-def _run_partition(defs, job_name: str, day: str, instance):
-    quiet = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
-    result = defs.resolve_job_def(job_name).execute_in_process(
-        partition_key=day, instance=instance, raise_on_error=False, run_config=quiet
-    )
-    failures = [e.message for e in result.all_events if e.is_step_failure]
-    return result, failures
-
-
-def _materialized(result) -> dict:
-    return {e.asset_key.to_user_string(): e.materialization.metadata for e in result.get_asset_materialization_events()}
-
-
-def _ingest(defs, trainpipe, day: str, instance) -> bool:
-    result, failures = _run_partition(defs, "ingest_job", day, instance)
-    rows = _materialized(result).get("examples", {})
-    evaluations = {c.check_name: c for c in result.get_asset_check_evaluations()}
-    checks = {name: c.passed for name, c in evaluations.items()}
-    split_rows = " ".join(
-        f"{s}={rows[md.rows_key(s)].value}" for s in trainpipe.settings.splits if md.rows_key(s) in rows
-    )
-    rejected = md.value(rows, md.REJECTED_ROWS, "-")
-    print(
-        f"  {day}: {'ok' if result.success else 'FAILED'} {split_rows} rejected={rejected} "
-        f"examples_valid={checks.get('examples_valid')}"
-    )
-    valid = evaluations.get("examples_valid")
-    if valid is not None and not valid.passed:  # the anomaly table, not just a count
-        from trainpipe_assets.data.example_validator import Anomaly, anomalies_text
-
-        table = anomalies_text([Anomaly(**a) for a in md.value(valid.metadata, md.ANOMALIES_JSON, [])])
-        print("\n".join(f"    {line}" for line in table.splitlines()))
-    for failure in failures:
-        print(f"    {failure}")
-    return result.success
 
 
 def _train(defs, window_end: str, instance):

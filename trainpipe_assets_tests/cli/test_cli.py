@@ -83,3 +83,27 @@ def test_demo_then_history_and_the_ci_command_on_the_same_event_log(tmp_path, mo
     with DagsterInstance.get() as instance:
         records = instance.fetch_materializations(AssetKey("examples"), limit=10).records
     assert [r.partition_key for r in records].count("2024-03-01") == 2  # once by the demo, once by the CLI
+
+
+def test_ingest_a_range_of_days_from_one_process(tmp_path, monkeypatch, capsys):
+    """`trainpipe ingest --from --to`: one ingest_job run per day (each with its own verdict), one start-up; a day
+    whose file is bad fails on its own and the command says which."""
+    monkeypatch.setenv("TRAINPIPE_HOME", str(tmp_path / "tp"))
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster"))
+    assert main(["simulate", "--days", "3", "--rows-per-day", "40", "--end", "2024-03-03", "--seed", "2"]) == 0
+    (tmp_path / "tp" / "landing" / "trips_2024-03-04.csv").write_text("trip_start_hour\n1\n")  # lacks columns
+    code = main(["ingest", "--from", "2024-03-01", "--to", "2024-03-04"])
+    out = capsys.readouterr().out
+    assert code == 1
+    for day in ("2024-03-01", "2024-03-02", "2024-03-03"):
+        assert f"  {day}: ok train=" in out and f"{day}: ok" in out
+    assert "2024-03-04: FAILED" in out and "header lacks expected columns" in out
+    assert "3 of 4 days ingested and valid; failed: ['2024-03-04']" in out
+    with DagsterInstance.get() as instance:
+        runs = instance.get_runs()
+        assert sorted(r.tags["dagster/partition"] for r in runs) == [
+            "2024-03-01",
+            "2024-03-02",
+            "2024-03-03",
+            "2024-03-04",
+        ]
