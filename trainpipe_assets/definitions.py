@@ -7,7 +7,6 @@ from dagster import Definitions
 from trainpipe_assets.core.io_managers.artifact_dir import ArtifactDirIOManager
 from trainpipe_assets.core.io_managers.saved_model import SavedModelIOManager
 from trainpipe_assets.core.io_managers.tfrecord import TFRecordIOManager
-from trainpipe_assets.core.partitions import partitioning_for
 from trainpipe_assets.core.settings import TrainpipeConfig
 from trainpipe_assets.data.example_gen import examples
 from trainpipe_assets.data.example_validator import examples_valid
@@ -21,6 +20,7 @@ from trainpipe_assets.model.evaluator import model_blessed, model_evaluation
 from trainpipe_assets.model.trainer import trained_model
 from trainpipe_assets.model.transform import transform_graph
 from trainpipe_assets.model.tuner import best_hyperparameters
+from trainpipe_assets.orchestration.calendar import resolved_partitioning
 from trainpipe_assets.orchestration.jobs import build_jobs, queue_tags
 from trainpipe_assets.orchestration.new_rows_sensor import new_rows_sensor
 from trainpipe_assets.orchestration.performance_sensor import retrain_on_degradation_sensor
@@ -47,7 +47,7 @@ def build_definitions(trainpipe: TrainpipeConfig) -> Definitions:
     """Partitions (partitions_start), the training window (window_days), the schedule (retrain_hour) and where steps
     run (execution) follow `trainpipe`'s settings file, the resource every asset, check and sensor reads."""
     settings = trainpipe.settings
-    p = partitioning_for(settings)
+    p = resolved_partitioning(trainpipe)  # partitions_start: auto -> the first day of data
     jobs = build_jobs(settings.execution)
     return Definitions(
         assets=[b.build(p, op_tags=queue_tags(settings.execution, b.name)) for b in ASSETS],

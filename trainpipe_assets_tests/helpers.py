@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 
 import dagster
 from dagster import build_sensor_context
 
-from trainpipe_assets.core.partitions import partitioning_for
+from trainpipe_assets.core.partitions import partitioning
 from trainpipe_assets.core.settings import DEFAULT_CONFIG_PATH, TrainpipeConfig
+from trainpipe_assets.orchestration.calendar import resolved_partitioning
 
 DAYS = ["2024-03-01", "2024-03-02", "2024-03-03"]
 ROWS_PER_DAY = 240
@@ -16,8 +18,8 @@ ROWS_PER_DAY = 240
 FAST_TRAINING = {"train_steps": 40, "eval_steps": 5, "custom_config": {"max_trials": 2}}
 # Fixed hyperparameters from the sample module's space, for tests that retrain without tuning.
 FIXED = {"hidden_units": 16, "num_layers": 1, "learning_rate": 0.01}
-# The bundled settings' partitions (start 2024-01-01, a 7-day window).
-daily_partitions = partitioning_for(TrainpipeConfig(home="unused", config_path=str(DEFAULT_CONFIG_PATH))).daily
+# Daily partitions from 2024-01-01 with a 7-day window, for tests of IO managers and sensors.
+daily_partitions = partitioning("2024-01-01", 7).daily
 
 
 def make_config(home: Path, config_path: Path = DEFAULT_CONFIG_PATH) -> TrainpipeConfig:
@@ -54,7 +56,7 @@ def resources_for(trainpipe: TrainpipeConfig) -> dict:
 def materialize(blueprints, resources: dict, selection=None, **kwargs):
     """dagster.materialize for the pipeline's assets and checks, built with the partitioning of the settings in
     resources["trainpipe"] (as build_definitions does)."""
-    p = partitioning_for(resources["trainpipe"])
+    p = resolved_partitioning(resources["trainpipe"])
     selected = [b.name for b in selection] if selection else None
     return dagster.materialize([b.build(p) for b in blueprints], selection=selected, resources=resources, **kwargs)
 
@@ -67,7 +69,10 @@ def run_job(defs, job_name: str, day: str, instance, raise_on_error: bool = True
 
 def tick(sensor, cursor=None, instance=None, trainpipe: TrainpipeConfig | None = None, with_cursor: bool = False):
     """One evaluation of `sensor`, as the daemon runs it (and the cursor it left, for a sensor that updates it)."""
-    resources = {"trainpipe": trainpipe or make_config(Path("unused-home"))}
+    if trainpipe is None:  # settings with a fixed first partition (2024-01-01), for sensors that need partitions only
+        scratch = Path(tempfile.mkdtemp(prefix="trainpipe-tick-"))
+        trainpipe = make_config(scratch / "home", write_config(scratch / "fixed.yaml", partitions_start="2024-01-01"))
+    resources = {"trainpipe": trainpipe}
     context = build_sensor_context(cursor=cursor, instance=instance, resources=resources)
     result = sensor(context)
     return (result, context.cursor) if with_cursor else result

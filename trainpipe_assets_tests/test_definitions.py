@@ -81,7 +81,25 @@ def test_settings_enter_only_through_build_definitions(tmp_path):
     assert other.resolve_job_def("training_job").partitions_def.get_first_partition_key() == "2025-06-01"
     assert graph.get_partition_mapping(AssetKey("transform_graph"), AssetKey("examples")).start_offset == -2
     assert other.resolve_schedule_def("retraining_schedule").cron_schedule == "0 7 * * *"
-    assert defs.resolve_job_def("training_job").partitions_def.get_first_partition_key() == "2024-01-01"
+    assert other.resolve_job_def("ingest_job").partitions_def.get_first_partition_key() == "2025-06-01"
+
+
+def test_partitions_start_auto_is_the_first_day_of_data(tmp_path):
+    """The bundled settings say auto: the partitions begin with the earliest landed file, or 7 days before today."""
+    import datetime as dt
+
+    from trainpipe_assets.data.sample_data import write_days
+    from trainpipe_assets.definitions import build_definitions
+    from trainpipe_assets_tests.helpers import make_config
+
+    empty = build_definitions(make_config(tmp_path / "empty"))
+    first = empty.resolve_job_def("ingest_job").partitions_def.get_first_partition_key()
+    assert first == (dt.date.today() - dt.timedelta(days=7)).isoformat()
+    trainpipe = make_config(tmp_path / "home")
+    write_days(trainpipe.landing_dir, 3, 10, end=dt.date(2024, 3, 3))
+    (trainpipe.landing_dir / "notes.txt").write_text("not a day")
+    keys = build_definitions(trainpipe).resolve_job_def("ingest_job").partitions_def.get_partition_keys()
+    assert keys[0] == "2024-03-01" and "2024-02-29" not in keys
 
 
 def test_loading_the_definitions_warns_of_nothing_deprecated():

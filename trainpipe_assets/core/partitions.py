@@ -7,6 +7,7 @@ partitions_start and window_days. Nothing reads the settings at import.
 
 from __future__ import annotations
 
+import datetime as dt
 import functools
 import warnings
 from dataclasses import dataclass
@@ -50,10 +51,18 @@ def partitioning(partitions_start: str, window_days: int) -> Partitioning:
     return Partitioning(DailyPartitionsDefinition(start_date=partitions_start), window)
 
 
-def partitioning_for(settings) -> Partitioning:
-    """The partitioning of a PipelineSettings (or a TrainpipeConfig resource)."""
-    settings = getattr(settings, "settings", settings)
-    return partitioning(settings.partitions_start, settings.window_days)
+AUTO_FALLBACK_DAYS = 7  # partitions_start: auto with no data yet: this many days before today
+
+
+def partitioning_for(trainpipe, first_day=None) -> Partitioning:
+    """The partitioning of a TrainpipeConfig (or PipelineSettings). `partitions_start: auto` needs `first_day`, the
+    earliest day of data (data/sources/landing.py finds it); without one it starts a short window before today."""
+    settings = getattr(trainpipe, "settings", trainpipe)
+    start = settings.partitions_start
+    if start == "auto":
+        fallback = dt.date.today() - dt.timedelta(days=AUTO_FALLBACK_DAYS)
+        start = (first_day or fallback).isoformat()
+    return partitioning(start, settings.window_days)
 
 
 class AssetBlueprint:

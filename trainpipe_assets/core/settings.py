@@ -157,7 +157,9 @@ class PipelineSettings(BaseModel):
     label_key: str
     module_file: Optional[str] = None
     custom_config: dict = Field(default_factory=dict)
-    partitions_start: str = "2024-01-01"
+    # The first daily partition: a date, or auto = the first day the source has data for (a short window before
+    # today when it has none yet), resolved when the definitions load.
+    partitions_start: str = "auto"
     window_days: int = Field(7, ge=1)
     min_window_days: int = Field(1, ge=1)  # fewer days that passed examples_valid in a window fails the run
     splits: dict[str, int] = Field(default_factory=lambda: {"train": 2, "eval": 1})
@@ -192,10 +194,12 @@ class PipelineSettings(BaseModel):
     def _partitions_start_is_a_date(cls, value: str) -> str:
         import datetime as dt
 
+        if value == "auto":
+            return value
         try:
             dt.date.fromisoformat(value)
         except ValueError:
-            raise ValueError(f"not a date (YYYY-MM-DD): {value!r}") from None
+            raise ValueError(f"not a date (YYYY-MM-DD) or auto: {value!r}") from None
         return value
 
     @field_validator("splits")

@@ -35,6 +35,16 @@ def _latest_storage_ids(instance: DagsterInstance, asset: str, days: list[str]) 
     return latest
 
 
+def _only_a_warning(instance: DagsterInstance, day: str) -> bool:
+    """The day's latest examples_valid evaluation failed with WARN severity: it had nothing to check against (no schema
+    yet, before the first training run), which is not a failed validation."""
+    for record in instance.event_log_storage.get_asset_check_execution_history(EXAMPLES_VALID, limit=500):
+        if record.partition == day:
+            evaluation = record.event and record.event.dagster_event and record.event.dagster_event.event_specific_data
+            return getattr(getattr(evaluation, "severity", None), "value", None) == "WARN"
+    return False
+
+
 def judge_window(instance: DagsterInstance, days: Iterable[str], admit: set[str]) -> WindowVerdict:
     """Which of `days` (days that have examples) a training window may use."""
     days = sorted(days)
@@ -51,7 +61,7 @@ def judge_window(instance: DagsterInstance, days: Iterable[str], admit: set[str]
             reason = "its examples have no statistics from after they were written (ingest it with ingest_job)"
         elif info is None:
             reason = "examples_valid never ran on it"
-        elif info.latest_execution_status.value != "SUCCEEDED":
+        elif info.latest_execution_status.value != "SUCCEEDED" and not _only_a_warning(instance, day):
             reason = f"examples_valid {info.latest_execution_status.value.lower()} on its latest ingest"
         elif not info.is_current:
             reason = "examples_valid did not check its latest statistics"

@@ -4,7 +4,7 @@ tiny day) has nothing to check and no anomalies."""
 
 from dataclasses import asdict, dataclass, replace
 
-from dagster import AssetCheckExecutionContext, AssetCheckResult, MetadataValue
+from dagster import AssetCheckExecutionContext, AssetCheckResult, AssetCheckSeverity, MetadataValue
 from tensorflow_metadata.proto.v0 import schema_pb2, statistics_pb2
 
 from trainpipe_assets.core import metadata as md
@@ -126,8 +126,13 @@ def examples_valid(
     out-of-domain strings and missing values. Blocking: a day with anomalies feeds nothing downstream."""
     record = latest_materialization(context.instance, "schema")
     if record is None:
+        # Nothing to check is not a pass: a warning (not blocking); the validation gate counts it as usable, since the
+        # first training run needs these days to infer the schema at all.
         return AssetCheckResult(
-            passed=True, metadata={"anomalies": 0}, description="no schema materialized yet: nothing to check against"
+            passed=False,
+            severity=AssetCheckSeverity.WARN,
+            metadata={"anomalies": 0, "checked": False},
+            description="not checked: no schema materialized yet (the first training run infers one from these days)",
         )
     schema = read_artifact(materialized_path(record))
     found = []

@@ -7,9 +7,9 @@ from dataclasses import dataclass, field
 
 from dagster import RunRequest, SensorEvaluationContext, SensorResult, SkipReason, sensor
 
-from trainpipe_assets.core.partitions import partitioning_for
 from trainpipe_assets.core.settings import TrainpipeConfig
 from trainpipe_assets.data.sources.sql_source import SqlSource
+from trainpipe_assets.orchestration.calendar import daily_partitions
 
 
 @dataclass
@@ -62,7 +62,7 @@ def new_rows_sensor(context: SensorEvaluationContext, trainpipe: TrainpipeConfig
     rows = SqlSource.from_settings(trainpipe.settings.source).new_rows(
         cursor.get("pk")
     )  # an unreachable database fails the tick, URL masked
-    plan = plan_sql_ingest(rows, cursor, set(partitioning_for(trainpipe).daily.get_partition_keys()))
+    plan = plan_sql_ingest(rows, cursor, set(daily_partitions(context, trainpipe).get_partition_keys()))
     if plan.rows_without_timestamp:
         context.log.warning(
             f"{plan.rows_without_timestamp} new rows have no {trainpipe.settings.source.timestamp_column}: "

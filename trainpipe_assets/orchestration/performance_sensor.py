@@ -11,16 +11,15 @@ from dagster import AssetKey, AssetRecordsFilter, RunRequest, SensorEvaluationCo
 
 from trainpipe_assets.core import metadata as md
 from trainpipe_assets.core.event_log import current_baseline
-from trainpipe_assets.core.partitions import partitioning_for
 from trainpipe_assets.core.settings import TrainpipeConfig
+from trainpipe_assets.orchestration.calendar import daily_partitions
 
 PERFORMANCE = AssetKey("serving_model_performance")
 PAGE = 200  # materializations read per tick; the cursor carries on from the last one read
 MAX_REASON_CHARS = 1000
 
 
-def latest_ingested_day(instance, trainpipe: TrainpipeConfig) -> str:
-    daily = partitioning_for(trainpipe).daily
+def latest_ingested_day(instance, daily) -> str:
     days = [d for d in instance.get_materialized_partitions(AssetKey("examples")) if daily.has_partition_key(d)]
     return max(days) if days else daily.get_last_partition_key()
 
@@ -66,7 +65,7 @@ def retrain_on_degradation_sensor(context: SensorEvaluationContext, trainpipe: T
     reason = " | ".join(_reason(r) for r in degraded)
     if len(reason) > MAX_REASON_CHARS:
         reason = reason[: MAX_REASON_CHARS - 1] + "…"
-    day = latest_ingested_day(context.instance, trainpipe)
+    day = latest_ingested_day(context.instance, daily_partitions(context, trainpipe))
     request = RunRequest(
         run_key=f"degraded:{degraded[-1].storage_id}",
         partition_key=day,

@@ -11,9 +11,9 @@ from pathlib import Path
 
 from dagster import DagsterRunStatus, RunRequest, RunsFilter, SensorEvaluationContext, SensorResult, SkipReason, sensor
 
-from trainpipe_assets.core.partitions import partitioning_for
 from trainpipe_assets.core.settings import TrainpipeConfig
 from trainpipe_assets.data.sources.csv_source import IN_PROGRESS_SUFFIXES, file_sha256, parse_file_name
+from trainpipe_assets.orchestration.calendar import daily_partitions
 
 SETTLE_SECONDS = 30  # a file is complete once untouched this long, or once its size and mtime held for a tick
 
@@ -95,7 +95,7 @@ def plan_ingest(landing_dir: Path, cursor: dict, partition_keys: set[str], now: 
 )
 def new_data_sensor(context: SensorEvaluationContext, trainpipe: TrainpipeConfig) -> SensorResult:
     cursor = json.loads(context.cursor) if context.cursor else {}
-    plan = plan_ingest(trainpipe.landing_dir, cursor, set(partitioning_for(trainpipe).daily.get_partition_keys()))
+    plan = plan_ingest(trainpipe.landing_dir, cursor, set(daily_partitions(context, trainpipe).get_partition_keys()))
     if plan.unparseable:
         context.log.warning(f"ignored files with unparseable names: {plan.unparseable}")
     return SensorResult(

@@ -41,7 +41,7 @@ def test_demo_then_history_and_the_ci_command_on_the_same_event_log(tmp_path, mo
     bin_dir = Path(sys.executable).parent
     demo = run([str(bin_dir / "trainpipe"), "demo", "--days", "2", "--rows-per-day", "150", "--end", "2024-03-02"], env)
     assert demo.returncode == 0, demo.stdout[-3000:] + demo.stderr[-3000:]
-    assert "2024-03-02: ok train=" in demo.stdout and "examples_valid=True" in demo.stdout
+    assert "2024-03-02: ok train=" in demo.stdout and "examples_valid=not-checked" in demo.stdout  # no schema yet
     assert (
         "training_job for the window ending 2024-03-01" in demo.stdout
         and "training_job for the window ending 2024-03-02" in demo.stdout

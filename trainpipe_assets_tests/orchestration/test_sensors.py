@@ -7,12 +7,13 @@ from dagster import SensorResult
 
 from trainpipe_assets.orchestration.sensors import SETTLE_SECONDS, new_data_sensor
 from trainpipe_assets_tests import helpers
-from trainpipe_assets_tests.helpers import make_config
+from trainpipe_assets_tests.helpers import make_config, write_config
 
 
 @pytest.fixture
-def trainpipe(home):
-    config = make_config(home)
+def trainpipe(home, tmp_path):
+    # A fixed first partition, so a file for a day before it (or after today) has no partition yet.
+    config = make_config(home, write_config(tmp_path / "fixed.yaml", partitions_start="2024-01-01"))
     config.landing_dir.mkdir(parents=True)
     return config
 

@@ -69,6 +69,14 @@ class SqlSource:
         nulls = self._run(f"SELECT COUNT(*) AS n FROM {self._selectable()} WHERE {ts} IS NULL")[0]["n"]
         return [dict(r) for r in rows], int(nulls)
 
+    def earliest_day(self) -> Optional[dt.date]:
+        """The UTC day of the earliest timestamp, or None for an empty source."""
+        [row] = self._run(f"SELECT MIN({self.timestamp_column}) AS first FROM {self._selectable()}")
+        first = row["first"]
+        if first is None:
+            return None
+        return first.date() if isinstance(first, dt.datetime) else dt.datetime.fromisoformat(str(first)).date()
+
     def new_rows(self, after_key) -> list[dict]:
         """(timestamp, key) of rows with a key above `after_key`: new inserts, late ones for old days included."""
         ts, pk = self.timestamp_column, self.primary_key
