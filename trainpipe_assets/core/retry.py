@@ -54,6 +54,17 @@ def describe(error: BaseException, module_file: Optional[Path]) -> str:
     return text
 
 
+def _release_write_lock(args, kwargs) -> None:
+    """A failed step gives up its partition's write lock at once (the IO manager releases it after a success), so a
+    long-lived process (a test session, `trainpipe ingest`) never holds it for another process's later run."""
+    from trainpipe_assets.core.storage import unlock_partition
+
+    trainpipe, context = kwargs.get("trainpipe"), args[0] if args else None
+    key = getattr(context, "asset_key", None)
+    if trainpipe is not None and key is not None and getattr(context, "has_partition_key", False):
+        unlock_partition(trainpipe.artifacts_dir, key.path[-1], context.partition_key)
+
+
 def fail_fast_unless_transient(fn: Callable) -> Callable:
     """Wrap an asset or check function: transient faults outside module code are re-raised (the retry policy may try
     again); everything else becomes a Failure that is never retried."""
@@ -63,8 +74,10 @@ def fail_fast_unless_transient(fn: Callable) -> Callable:
         try:
             return fn(*args, **kwargs)
         except Failure:
+            _release_write_lock(args, kwargs)
             raise
         except Exception as error:
+            _release_write_lock(args, kwargs)
             trainpipe = kwargs.get("trainpipe")
             module_file = getattr(trainpipe, "module_file", None) if trainpipe is not None else None
             in_module = module_frame(error, module_file) is not None

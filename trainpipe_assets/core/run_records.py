@@ -60,8 +60,9 @@ def _recorded_versions(instance: DagsterInstance) -> set[int]:
 
 
 def record_unrecorded_pushes(instance: DagsterInstance, serving_dir: Path) -> list[int]:
-    """Write the missing `pushed_model` event of every version on disk the event log does not know, unless the run
-    that wrote it is still running (it will record it itself). Returns the versions recorded."""
+    """Write the missing `pushed_model` event of every version on disk the event log does not know but one of its runs
+    pushed (PUSH.json names the run), unless that run is still running (it will record it itself). Returns the
+    versions recorded."""
     serving_dir = Path(serving_dir)
     fail_dead_runs(instance)  # first: a push whose run died is then told from one still in progress
     on_disk = list_versions(serving_dir)
@@ -72,13 +73,12 @@ def record_unrecorded_pushes(instance: DagsterInstance, serving_dir: Path) -> li
     for version in missing:
         record = read_push_record(serving_dir, version) or {}
         run = instance.get_run_by_id(record["run_id"]) if record.get("run_id") else None
-        if run is not None and run.status in UNFINISHED:
+        # Only a push by one of this event log's own runs that ended without recording it; a version pushed under
+        # another event log (or before push records existed) is not this log's to claim.
+        if run is None or run.status in UNFINISHED:
             continue
-        if record:
-            how = f"run {record['run_id']} ({run.status.value if run else 'not in this event log'}) wrote it"
-            reason = f"version {version} was found on disk without its push event: {how} and ended before recording it"
-        else:
-            reason = f"version {version} was found on disk without its push event or a push record"
+        how = f"run {record['run_id']} ({run.status.value}) wrote it"
+        reason = f"version {version} was found on disk without its push event: {how} and ended before recording it"
         instance.report_runless_asset_event(
             AssetMaterialization(
                 asset_key="pushed_model",
@@ -91,7 +91,7 @@ def record_unrecorded_pushes(instance: DagsterInstance, serving_dir: Path) -> li
                     md.MODEL_NAME: serving_dir.name,
                     md.EVENT: "push recorded after the fact",
                     md.REASON: reason,
-                    "source_run_id": record.get("run_id", "unknown"),
+                    "source_run_id": record["run_id"],
                 },
             )
         )

@@ -64,11 +64,11 @@ def read_push_record(base: Path, version: int) -> Optional[dict]:
         return None
 
 
-def version_of_model(base: Path, cache_key: str) -> Optional[int]:
-    """The version already holding the model with this cache key (pushed before, by any run), if still on disk."""
+def version_of_model(base: Path, source_model: str) -> Optional[int]:
+    """The version already holding this trained model (pushed before, by any run), if still on disk."""
     for version in reversed(list_versions(base)):
         record = read_push_record(base, version)
-        if record and record.get("cache_key") == cache_key:
+        if record and record.get("source_model") == source_model:
             return version
     return None
 

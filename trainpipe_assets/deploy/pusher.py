@@ -61,8 +61,9 @@ def pushed_model(
         "source_run_id": trained_model.run_id,
         "metrics": MetadataValue.json(model_evaluation.report()["candidate"]["overall"]),
     }
-    # The same model already on disk (by its push record; older versions by the cache) is not pushed again.
-    existing = version_of_model(base, key)
+    # The same trained model already on disk (by its push record; older versions by the cache) is not pushed again;
+    # a forced retrain is another model and gets a new version.
+    existing = version_of_model(base, trained_model.uri)
     if existing is None:
         earlier = step.reuse(
             trained_model.cache_key or trained_model.uri,

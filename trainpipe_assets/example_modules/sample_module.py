@@ -2,8 +2,12 @@
 
 preprocessing_fn: z-scores for numbers, vocabularies for strings, buckets for distance; the label passes through.
 tuner_fn: KerasTuner RandomSearch over layer sizes, depth and learning rate.
-run_fn: trains a DNN and saves a SavedModel whose serving_default takes serialized raw tf.Examples.
+run_fn: trains a DNN and saves a SavedModel whose serving_default takes serialized raw tf.Examples. Run as one of
+several training processes (TF_CONFIG set: `training: {workers: N}`, or Vertex), it trains data-parallel under
+tf.distribute.MultiWorkerMirroredStrategy; every process saves, the chief's model is the one kept.
 """
+import os
+
 import keras_tuner
 import tensorflow as tf
 import tensorflow_transform as tft
@@ -142,22 +146,76 @@ class _ServingModule(tf.Module):
         self.transform_features = transform_features
 
 
+def _strategy():
+    """MultiWorkerMirroredStrategy when this process is one task of a cluster (TF_CONFIG set), else None."""
+    return tf.distribute.MultiWorkerMirroredStrategy() if os.environ.get("TF_CONFIG") else None
+
+
+def _fit_distributed(model, strategy, train, evaluation, fn_args):
+    """One epoch of train_steps under `strategy`, then eval_steps of validation, logged as Keras' TensorBoard callback
+    logs epochs (train/ and validation/ runs, epoch_loss and epoch_binary_accuracy).
+
+    By hand because Keras 3's Model.fit fails under MultiWorkerMirroredStrategy with more than one worker
+    (keras-team/keras#20585, tensorflow/tensorflow#72388): it reduces the first (nested) batch with
+    strategy.reduce, which takes no nests, and reduces the step's scalar logs along axis 0."""
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    with strategy.scope():
+        model.optimizer.build(model.trainable_variables)
+        loss = {run: tf.keras.metrics.Mean() for run in ("train", "validation")}
+        accuracy = {run: tf.keras.metrics.BinaryAccuracy() for run in ("train", "validation")}
+
+    def forward(features, label, run):
+        predictions = model(features, training=run == "train")
+        label = tf.reshape(tf.cast(label, tf.float32), [-1, 1])
+        per_example = tf.keras.losses.binary_crossentropy(label, predictions)
+        loss[run].update_state(per_example)
+        accuracy[run].update_state(label, predictions)
+        return tf.nn.compute_average_loss(per_example)  # divided by the global batch: gradients are summed
+
+    def train_step(batch):
+        with tf.GradientTape() as tape:
+            value = forward(*batch, "train")
+        gradients = tape.gradient(value, model.trainable_variables)
+        model.optimizer.apply_gradients(zip(gradients, model.trainable_variables))  # all-reduced across workers
+
+    def eval_step(batch):
+        forward(*batch, "validation")
+
+    for dataset, steps, step in ((train, fn_args.train_steps, train_step), (evaluation, fn_args.eval_steps, eval_step)):
+        batches = iter(strategy.experimental_distribute_dataset(dataset.with_options(options)))
+        run_step = tf.function(lambda batch, step=step: strategy.run(step, args=(batch,)))
+        for _ in range(steps):
+            run_step(next(batches))
+    for run in ("train", "validation"):
+        with tf.summary.create_file_writer(os.path.join(fn_args.model_run_dir, run)).as_default():
+            tf.summary.scalar("epoch_loss", loss[run].result(), step=0)
+            tf.summary.scalar("epoch_binary_accuracy", accuracy[run].result(), step=0)
+    print(f"trained across {strategy.num_replicas_in_sync} replicas: train loss {float(loss['train'].result()):.4f}")
+
+
 def run_fn(fn_args: tfx.components.FnArgs):
+    strategy = _strategy()  # first: TF's collective ops are configured before any other TF op runs
     tf_transform_output = tft.TFTransformOutput(fn_args.transform_output)
     train = _input_fn(fn_args.train_files, fn_args.data_accessor, tf_transform_output)
     evaluation = _input_fn(fn_args.eval_files, fn_args.data_accessor, tf_transform_output)
     hp = _hyperparameter_space()  # defaults for anything the tuner (or the fixed config) did not set
     if fn_args.hyperparameters:
         hp.values.update(keras_tuner.HyperParameters.from_config(fn_args.hyperparameters).values)
-    model = _build_keras_model(hp)
-    model.fit(
-        train,
-        steps_per_epoch=fn_args.train_steps,
-        validation_data=evaluation,
-        validation_steps=fn_args.eval_steps,
-        callbacks=[tf.keras.callbacks.TensorBoard(log_dir=fn_args.model_run_dir, update_freq="epoch")],
-        verbose=0,
-    )
+    if strategy is None:
+        model = _build_keras_model(hp)
+        model.fit(
+            train,
+            steps_per_epoch=fn_args.train_steps,
+            validation_data=evaluation,
+            validation_steps=fn_args.eval_steps,
+            callbacks=[tf.keras.callbacks.TensorBoard(log_dir=fn_args.model_run_dir, update_freq="epoch")],
+            verbose=0,
+        )
+    else:
+        with strategy.scope():  # variables mirrored on every worker, initialized from the chief's
+            model = _build_keras_model(hp)
+        _fit_distributed(model, strategy, train, evaluation, fn_args)
     module = _ServingModule(model, tf_transform_output)
     tf.saved_model.save(
         module,

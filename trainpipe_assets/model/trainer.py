@@ -1,4 +1,7 @@
-"""`trained_model` (TFX Trainer): the module's run_fn with TFX's FnArgs; every model kept under its run id."""
+"""`trained_model` (TFX Trainer): the module's run_fn with TFX's FnArgs; every model kept under its run id.
+
+With `training: {workers: N}` (N > 1) run_fn runs in N processes with TF_CONFIG set (training_workers.py); the chief's
+SavedModel is kept, with every process's log under `workers/`."""
 
 import math
 import time
@@ -10,11 +13,13 @@ from trainpipe_assets.core import metadata as md
 from trainpipe_assets.core.artifacts import Hyperparameters, Model, Schema, TransformGraph
 from trainpipe_assets.core.cache import function_fingerprint
 from trainpipe_assets.core.faults import kill_point
+from trainpipe_assets.core.io_managers import artifact_path
 from trainpipe_assets.core.partitions import pipeline_asset
 from trainpipe_assets.core.retry import TRANSIENT_RETRY
 from trainpipe_assets.core.settings import TrainpipeConfig
 from trainpipe_assets.core.step import Step, fail
 from trainpipe_assets.model.tensorboard_logs import final_epoch_scalars
+from trainpipe_assets.model.training_workers import DistributedTrainingError, train_in_processes
 from trainpipe_assets.module import keras2_compat
 from trainpipe_assets.module.api import fn_args_for
 from trainpipe_assets.module.loader import load_module_file, module_function
@@ -55,6 +60,7 @@ def trained_model(
     """TFX Trainer: run_fn(fn_args) writes a SavedModel to fn_args.serving_model_dir and logs to model_run_dir."""
     run_fn = module_function(trainpipe, "run_fn")
     settings = trainpipe.settings
+    workers = settings.training.workers
     step = Step(context, trainpipe, CODE_VERSION)
     if reused := step.reuse(
         function_fingerprint(run_fn),
@@ -64,6 +70,7 @@ def trained_model(
         transform_graph.cache_key,
         schema.cache_key,
         best_hyperparameters.cache_key,
+        *([f"training_workers={workers}"] if workers > 1 else []),  # a key of its own; 1 keeps the earlier keys
     ):
         return reused
     staging = step.staging
@@ -71,18 +78,28 @@ def trained_model(
     hyperparameters = best_hyperparameters.load()
     started = time.perf_counter()
     keras2_compat.used.clear()
-    with keras2_compat.keras2_saving():
-        run_fn(
-            fn_args_for(
-                trainpipe,
-                transform_graph,
-                schema,
-                working_dir=str(staging),
-                serving_model_dir=str(model.serving_model_dir),
-                model_run_dir=str(model.model_run_dir),
-                hyperparameters=hyperparameters,
-            )
-        )
+    fn_args = fn_args_for(
+        trainpipe,
+        transform_graph,
+        schema,
+        working_dir=str(staging),
+        serving_model_dir=str(model.serving_model_dir),
+        model_run_dir=str(model.model_run_dir),
+        hyperparameters=hyperparameters,
+    )
+    worker_logs = {}
+    if workers > 1:
+        context.log.info(f"training with {workers} processes (a chief and {workers - 1} worker(s)) with TF_CONFIG set")
+        try:
+            reported = train_in_processes(trainpipe.module_file, fn_args, workers, staging / "workers")
+        except DistributedTrainingError as e:
+            raise fail(f"distributed training of run_fn in {trainpipe.module_file} failed: {e}") from e
+        keras2_compat.used.update(reported["keras2_compat"])
+        final = artifact_path(trainpipe.home, context.asset_key, step.partition) / context.run.run_id
+        worker_logs = {str(i): str(final / "workers" / f"worker-{i}.log") for i in range(workers)}
+    else:
+        with keras2_compat.keras2_saving():
+            run_fn(fn_args)
     user_seconds = time.perf_counter() - started
     kill_point("training")
     if not (model.serving_model_dir / "saved_model.pb").is_file():
@@ -108,6 +125,8 @@ def trained_model(
             "parameters": parameter_count(model.serving_model_dir),
             "size_bytes": folder_size(model.serving_model_dir),
             "train_steps": trainpipe.settings.train_steps,
+            "training_workers": workers,
+            **({"training_worker_logs": MetadataValue.json(worker_logs)} if worker_logs else {}),
             "user_code_seconds": user_seconds,
             md.HYPERPARAMETERS: MetadataValue.json(hyperparameters.get("values", {})),
             md.EXAMPLE_PARTITIONS: MetadataValue.json(transform_graph.analyzed_partitions),

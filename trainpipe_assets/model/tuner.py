@@ -13,7 +13,7 @@ from trainpipe_assets.core.retry import TRANSIENT_RETRY
 from trainpipe_assets.core.settings import TrainpipeConfig
 from trainpipe_assets.core.step import Step, fail
 from trainpipe_assets.core.storage import write_text
-from trainpipe_assets.model.tuning_workers import ParallelTuningError, search_in_parallel
+from trainpipe_assets.model.tuning_workers import LOOPBACK, ParallelTuningError, Search, search_in_parallel
 from trainpipe_assets.module import keras2_compat
 from trainpipe_assets.module.api import fn_args_for
 from trainpipe_assets.module.loader import module_function
@@ -31,12 +31,26 @@ def fixed_hyperparameters(values: dict) -> dict:
     return hp.get_config()
 
 
-def trials_markdown(trials) -> str:
-    rows = ["| trial | score | hyperparameters |", "|---|---|---|"]
-    for trial in trials:
-        score = "failed" if trial.score is None else f"{trial.score:.4f}"
-        rows.append(f"| {trial.trial_id} | {score} | {json.dumps(trial.hyperparameters.values, sort_keys=True)} |")
-    return "\n".join(rows)
+def trial_rows(trials, ran_by: dict[str, str]) -> list[dict]:
+    """Every trial, best first: its id, score (None: failed), the worker that ran it and its hyperparameters."""
+    return [
+        {
+            "trial_id": t.trial_id,
+            "score": None if t.score is None else float(t.score),
+            "worker": ran_by.get(t.trial_id, "chief"),  # not in ran_by: the search ran in this process
+            "hyperparameters": t.hyperparameters.values,
+        }
+        for t in trials
+    ]
+
+
+def trials_markdown(rows: list[dict]) -> str:
+    lines = ["| trial | score | worker | hyperparameters |", "|---|---|---|---|"]
+    for row in rows:
+        score = "failed" if row["score"] is None else f"{row['score']:.4f}"
+        values = json.dumps(row["hyperparameters"], sort_keys=True)
+        lines.append(f"| {row['trial_id']} | {score} | {row['worker']} | {values} |")
+    return "\n".join(lines)
 
 
 @pipeline_asset(
@@ -75,13 +89,16 @@ def best_hyperparameters(
         fn_args = fn_args_for(trainpipe, transform_graph, schema, working_dir=str(staging / "tuner"))
         fn_args.train_steps = tuner_steps
         started = time.perf_counter()
-        workers = settings.tuning.num_parallel_trials
-        if workers > 1:
-            try:
-                with keras2_compat.keras2_saving():
-                    tuner = search_in_parallel(tuner_fn, trainpipe.module_file, fn_args, workers, staging / "workers")
-            except ParallelTuningError as e:
-                raise fail(str(e)) from e
+        tuning = settings.tuning
+        workers, ran_by = tuning.num_parallel_trials, {}
+        if workers > 1 or tuning.remote_workers > 0:
+            search = _distributed_search(context, trainpipe, tuner_fn, fn_args, staging / "workers")
+            tuner, ran_by = search.tuner, search.ran_by
+            metadata["tuning_workers"] = MetadataValue.json(search.workers)
+            if tuning.remote_workers:
+                metadata["remote_workers"] = tuning.remote_workers
+            if search.failed:
+                metadata["failed_workers"] = MetadataValue.json(search.failed)
         else:
             with keras2_compat.keras2_saving():
                 result = tuner_fn(fn_args)
@@ -95,10 +112,12 @@ def best_hyperparameters(
             raise fail(f"tuner_fn's tuner finished no trial (module_file {trainpipe.module_file})")
         config = best[0].get_config()
         trials = tuner.oracle.get_best_trials(num_trials=len(tuner.oracle.trials))
+        rows = trial_rows(trials, ran_by)
         metadata.update(
             {
                 "mode": "tuned",
-                "trials": MetadataValue.md(trials_markdown(trials)),
+                "trials": MetadataValue.md(trials_markdown(rows)),
+                "trials_json": MetadataValue.json(rows),
                 "num_trials": len(trials),
                 "best_score": float(trials[0].score) if trials and trials[0].score is not None else None,
                 "tuner_train_steps": tuner_steps,
@@ -106,3 +125,35 @@ def best_hyperparameters(
         )
     write_text(artifact.path, json.dumps(config))
     return step.output(artifact, {**metadata, "best_hyperparameters": MetadataValue.json(config.get("values", {}))})
+
+
+def _distributed_search(context, trainpipe: TrainpipeConfig, tuner_fn, fn_args, log_dir) -> Search:
+    """KerasTuner's distributed mode: this step serves the oracle to `num_parallel_trials` local worker processes and,
+    with `remote_workers > 0`, publishes the search for `trainpipe tuning-worker` processes to join (it does not wait
+    for them: they take the trials not handed out yet when they join)."""
+    tuning = trainpipe.settings.tuning
+    if tuning.remote_workers and tuning.oracle_bind_host in LOOPBACK:
+        context.log.warning(
+            f"tuning.oracle_bind_host is {tuning.oracle_bind_host}: only tuning workers on this machine can join "
+            "(0.0.0.0 accepts other hosts)"
+        )
+    search_name = f"{context.partition_key}-{context.run.run_id}".replace("/", "_")
+    try:
+        with keras2_compat.keras2_saving():
+            search = search_in_parallel(
+                tuner_fn,
+                trainpipe.module_file,
+                fn_args,
+                tuning.num_parallel_trials,
+                log_dir,
+                home=trainpipe.home,
+                bind_host=tuning.oracle_bind_host,
+                advertise=tuning.oracle_advertise_host,
+                publish_as=search_name if tuning.remote_workers else None,
+                log=context.log.info,
+            )
+    except ParallelTuningError as e:
+        raise fail(str(e)) from e
+    for name, what in search.failed.items():
+        context.log.warning(f"tuning worker {name} {what}")
+    return search

@@ -28,13 +28,15 @@ def test_trials_table_and_tuner_steps_in_metadata(pipeline):
     assert metadata["mode"].value == "tuned" and metadata["num_trials"].value == 2
     assert metadata["tuner_train_steps"].value == 8  # 20% of train_steps=40
     table = metadata["trials"].value.splitlines()
-    assert table[0] == "| trial | score | hyperparameters |" and len(table) == 4
+    assert table[0] == "| trial | score | worker | hyperparameters |" and len(table) == 4
+    assert {row["worker"] for row in metadata["trials_json"].value} == {"chief"}  # in-process search
     assert 0 < metadata["best_score"].value <= 1
 
 
 def test_fixed_mode_skips_the_search(pipeline, instance, tmp_path):
     config = write_config(
         tmp_path / "fixed.yaml",
+        partitions_start=DAYS[0],  # this home has no landing data to find the first partition from
         tuning={"enabled": False, "hyperparameters": {"hidden_units": 8, "num_layers": 1, "learning_rate": 0.01}},
     )
     home = tmp_path / "home"
@@ -60,7 +62,10 @@ def test_fixed_mode_skips_the_search(pipeline, instance, tmp_path):
 
 def test_parallel_trials_run_in_worker_processes(pipeline, instance, tmp_path):
     config = write_config(
-        tmp_path / "parallel.yaml", tuning={"num_parallel_trials": 2}, custom_config={"max_trials": 3}
+        tmp_path / "parallel.yaml",
+        partitions_start=DAYS[0],  # this home has no landing data to find the first partition from
+        tuning={"num_parallel_trials": 2},
+        custom_config={"max_trials": 3},
     )
     home = tmp_path / "home"
     for asset in ("schema", "transform_graph"):
@@ -74,6 +79,8 @@ def test_parallel_trials_run_in_worker_processes(pipeline, instance, tmp_path):
     )
     metadata = result.asset_materializations_for_node("best_hyperparameters")[0].metadata
     assert metadata["parallel_trials"].value == 2 and metadata["num_trials"].value == 3
+    assert {row["worker"] for row in metadata["trials_json"].value} <= {"local0", "local1"}
+    assert "failed_workers" not in metadata and not (home / "tuning").exists()  # nothing published: no remote_workers
     out = home / "artifacts/best_hyperparameters" / DAYS[-1]
     hp = keras_tuner.HyperParameters.from_config(json.loads((out / "best_hyperparameters.txt").read_text()))
     assert set(hp.values) == {"hidden_units", "num_layers", "learning_rate"}
