@@ -50,8 +50,9 @@ class TuningSettings(BaseModel):
     num_parallel_trials: int = Field(1, ge=1)  # >1: trials run in that many worker processes (KerasTuner distributed)
     hyperparameters: dict[str, float | int | str | bool] = Field(default_factory=dict)
     # Distributed tuning across machines: the chief's KerasTuner oracle listens here (0.0.0.0 to accept other hosts;
-    # advertised to workers as oracle_advertise_host or this host's name), and waits for `remote_workers` workers
-    # started with `trainpipe tuning-worker` on the tuning machines (they find the search in the shared TRAINPIPE_HOME).
+    # advertised to workers as oracle_advertise_host or this host's name). With remote_workers > 0 the search is
+    # published in the shared TRAINPIPE_HOME, where `trainpipe tuning-worker` processes on the tuning machines find and
+    # join it; the chief does not wait for them: workers that join take the trials not yet handed out.
     oracle_bind_host: str = "127.0.0.1"
     oracle_advertise_host: Optional[str] = None
     remote_workers: int = Field(0, ge=0)
