@@ -19,6 +19,7 @@ ADMITTED_DAYS = "admitted_days"  # JSON {day: why}: days used anyway, by run tag
 # examples
 ROWS = "rows"
 REJECTED_ROWS = "rejected_rows"
+SOURCE_FINGERPRINT = "source_fingerprint"  # JSON {source file path: sha256} of what the day was read from
 REJECTED_NON_FINITE = "rejected_non_finite"  # JSON {column: rows rejected for a NaN or infinite value}
 
 # the examples_valid check

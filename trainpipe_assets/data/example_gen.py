@@ -130,7 +130,7 @@ def _output(split_records: SplitRecords, facts: dict, counts: dict) -> Output[Sp
             md.REJECTED_ROWS: facts["rejected"],
             "rejected_fraction": facts["rejected"] / max(1, facts["total_rows"]),
             "source_files": MetadataValue.md("| file | rows | sha256 |\n|---|---|---|\n" + sources),
-            "source_fingerprint": MetadataValue.json({s["path"]: s["sha256"] for s in split_records.sources}),
+            md.SOURCE_FINGERPRINT: MetadataValue.json({s["path"]: s["sha256"] for s in split_records.sources}),
             # Column names come from the data: cut to a preview like every other text from it.
             "column_types": MetadataValue.json({preview(c): t for c, t in facts["column_types"].items()}),
             # {column: rows rejected for a NaN or infinite value in it}

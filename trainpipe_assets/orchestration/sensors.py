@@ -9,8 +9,20 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from dagster import DagsterRunStatus, RunRequest, RunsFilter, SensorEvaluationContext, SensorResult, SkipReason, sensor
+from dagster import (
+    AssetKey,
+    AssetRecordsFilter,
+    DagsterInvariantViolationError,
+    DagsterRunStatus,
+    RunRequest,
+    RunsFilter,
+    SensorEvaluationContext,
+    SensorResult,
+    SkipReason,
+    sensor,
+)
 
+from trainpipe_assets.core import metadata as md
 from trainpipe_assets.core.settings import TrainpipeConfig
 from trainpipe_assets.data.sources.csv_source import IN_PROGRESS_SUFFIXES, file_sha256, parse_file_name
 from trainpipe_assets.orchestration.calendar import daily_partitions
@@ -88,13 +100,49 @@ def plan_ingest(landing_dir: Path, cursor: dict, partition_keys: set[str], now: 
     return plan
 
 
+def _instance(context):
+    try:
+        return context.instance
+    except DagsterInvariantViolationError:  # a context built without one (a unit test): nothing to seed from
+        return None
+
+
+def seed_cursor(instance, landing_dir: Path) -> dict:
+    """{file name: {"requested": sha256}} for every landed file the latest examples materialization of its day read
+    with the same content (its `source_fingerprint` metadata maps paths to sha256)."""
+    if instance is None or not landing_dir.is_dir():
+        return {}
+    by_day: dict[str, list[Path]] = {}
+    for path in landing_dir.iterdir():
+        parsed = parse_file_name(path.name) if path.is_file() else None
+        if parsed:
+            by_day.setdefault(parsed[1].isoformat(), []).append(path)
+    records = instance.fetch_materializations(
+        AssetRecordsFilter(asset_key=AssetKey("examples"), asset_partitions=sorted(by_day)), limit=10 * len(by_day) + 10
+    ).records
+    read: dict[str, dict] = {}
+    for record in records:  # newest first: the latest materialization of each day counts
+        read.setdefault(
+            record.partition_key, md.value(record.asset_materialization.metadata, md.SOURCE_FINGERPRINT, {})
+        )
+    cursor = {}
+    for day, paths in by_day.items():
+        for path in paths:
+            sha = read.get(day, {}).get(str(path))
+            if sha is not None and sha == file_sha256(path):
+                cursor[path.name] = {"requested": sha}
+    return cursor
+
+
 @sensor(
     job_name="ingest_job",
     minimum_interval_seconds=30,
     description="Ingests each new or changed <name>_YYYY-MM-DD.csv in the landing folder.",
 )
 def new_data_sensor(context: SensorEvaluationContext, trainpipe: TrainpipeConfig) -> SensorResult:
-    cursor = json.loads(context.cursor) if context.cursor else {}
+    """Its first tick (no cursor yet, e.g. turned on after `trainpipe demo` ingested the files) starts from the event
+    log: a file whose content the latest `examples` of its day already read is not requested again."""
+    cursor = json.loads(context.cursor) if context.cursor else seed_cursor(_instance(context), trainpipe.landing_dir)
     plan = plan_ingest(trainpipe.landing_dir, cursor, set(daily_partitions(context, trainpipe).get_partition_keys()))
     if plan.unparseable:
         context.log.warning(f"ignored files with unparseable names: {plan.unparseable}")

@@ -94,3 +94,24 @@ def test_cursor_is_json_with_a_fingerprint_per_file(trainpipe):
     cursor = json.loads(tick(trainpipe).cursor)
     entry = cursor["trips_2024-03-01.csv"]
     assert len(entry["sha256"]) == 64 and entry["requested"] == entry["sha256"]
+
+
+def test_the_first_tick_does_not_request_files_already_ingested(tmp_path, instance):
+    """Turned on after `trainpipe demo` (which ingested the files itself), the sensor starts from the event log."""
+    import datetime as dt
+
+    from trainpipe_assets.data.sample_data import write_days
+    from trainpipe_assets.definitions import build_definitions
+    from trainpipe_assets_tests.helpers import run_job
+
+    trainpipe = make_config(tmp_path / "home")
+    write_days(trainpipe.landing_dir, 2, 30, end=dt.date(2024, 3, 2))
+    run_job(build_definitions(trainpipe), "ingest_job", "2024-03-01", instance)
+    for path in trainpipe.landing_dir.iterdir():  # settled files
+        os.utime(path, (time.time() - SETTLE_SECONDS - 5,) * 2)
+    result = helpers.tick(new_data_sensor, instance=instance, trainpipe=trainpipe)
+    assert [r.partition_key for r in result.run_requests] == ["2024-03-02"]  # not 2024-03-01, already ingested
+    (trainpipe.landing_dir / "trips_2024-03-01.csv").write_text("changed,content\n1,2\n")
+    os.utime(trainpipe.landing_dir / "trips_2024-03-01.csv", (time.time() - SETTLE_SECONDS - 5,) * 2)
+    again = helpers.tick(new_data_sensor, instance=instance, trainpipe=trainpipe)  # no cursor: seeded again
+    assert "2024-03-01" in [r.partition_key for r in again.run_requests]  # changed content is requested
