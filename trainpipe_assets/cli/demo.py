@@ -36,11 +36,17 @@ def _train(defs, window_end: str, instance):
         "(schema -> transform -> tune -> train -> evaluate -> infra-validate -> push):"
     )
     result, failures = _run_partition(defs, "training_job", window_end, instance)
+    seconds = {
+        e.step_key: e.event_specific_data.duration_ms / 1000
+        for e in result.all_events
+        if e.event_type_value == "STEP_SUCCESS"
+    }
     for event in result.get_asset_materialization_events():
         metadata = event.materialization.metadata
         name = event.asset_key.to_user_string()
         facts = ", ".join(f"{k}={metadata[k].value}" for k in SHOWN.get(name, ()) if k in metadata)
-        print(f"  {name}: {facts}")
+        took = f" ({seconds[event.step_key]:.1f} s)" if event.step_key in seconds else ""
+        print(f"  {name}{took}: {facts}")
     evaluation = _materialized(result).get("model_evaluation", {})
     for warning in md.value(evaluation, md.EVALUATION_WARNINGS, []):
         print(f"  warning: {warning}")
