@@ -5,7 +5,10 @@ TensorFlow per step, 23 s with a forkserver preloading it. So by default ingest_
 run in one process, and batch_inference_job's two independent steps run side by side in processes forked from a server
 that has TensorFlow and the definitions imported already. With `execution.executor: celery` every step is a Celery
 task (dagster-celery) on the queue `execution.queues` gives its asset (default `dagster`): data steps on CPU machines,
-tuning and training on GPU machines. Partitions come from the selected assets."""
+tuning and training on GPU machines. A worker runs a step by importing `trainpipe_assets.definitions` (the job's
+origin) with its own TRAINPIPE_HOME, TRAINPIPE_CONFIG and DAGSTER_HOME, so every machine needs the same settings file,
+the shared TRAINPIPE_HOME and an instance whose storage is the shared PostgreSQL (README "Scaling out"; tested in
+trainpipe_assets_tests/orchestration/test_cluster.py). Partitions come from the selected assets."""
 
 from dagster import AssetSelection, define_asset_job, in_process_executor, multiprocess_executor
 
@@ -43,7 +46,12 @@ def queue_tags(execution: ExecutionSettings, asset_name: str) -> dict[str, str]:
 
 def configured_executor(execution: ExecutionSettings):
     if execution.executor == "celery":
-        from dagster_celery import celery_executor
+        try:
+            from dagster_celery import celery_executor
+        except ImportError as e:
+            raise ImportError(
+                "execution.executor: celery needs dagster-celery: pip install 'trainpipe_assets[cluster]'"
+            ) from e
 
         config = {"broker": execution.broker}
         if execution.backend:
