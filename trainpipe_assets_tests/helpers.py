@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import re
 import tempfile
 from pathlib import Path
 
@@ -112,3 +114,12 @@ def example(**features) -> bytes:
         else:
             feature[name] = tf.train.Feature(bytes_list=tf.train.BytesList(value=[value.encode()]))
     return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString()
+
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+INLINE_PNG = re.compile(r"!\[[^\]]*\]\(data:image/png;base64,([A-Za-z0-9+/=]+)\)")
+
+
+def inline_pngs(markdown: str) -> list[bytes]:
+    """The PNGs a markdown metadata value inlines as `![alt](data:image/png;base64,...)`."""
+    return [base64.b64decode(m) for m in INLINE_PNG.findall(markdown)]

@@ -1,22 +1,39 @@
 """`statistics` (TFX StatisticsGen): a DatasetFeatureStatisticsList per split of a day's examples, computed with
-pyarrow over the decoded tf.Examples, as tensorflow_metadata protos."""
+pyarrow over the decoded tf.Examples, as tensorflow_metadata protos; in the metadata, the splits side by side with
+their skew, histograms, and the drift from the previous day's statistics (found in the event log)."""
 
+import datetime as dt
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-from dagster import AssetExecutionContext, MetadataValue, Output
+from dagster import AssetExecutionContext, AssetRecordsFilter, MetadataValue, Output
+from google.protobuf.message import DecodeError
 from tensorflow_metadata.proto.v0 import statistics_pb2
 
 from trainpipe_assets.core import metadata as md
 from trainpipe_assets.core.artifacts import Examples, Statistics
-from trainpipe_assets.core.metadata import preview
+from trainpipe_assets.core.io_managers.artifact_dir import read_artifact
 from trainpipe_assets.core.partitions import pipeline_asset
 from trainpipe_assets.core.records import decode_examples, read_records
 from trainpipe_assets.core.settings import TrainpipeConfig
 from trainpipe_assets.core.step import Step
 from trainpipe_assets.core.storage import write_bytes
+from trainpipe_assets.data.stats_compare import (
+    cell,
+    common_stats_of,
+    drift_markdown,
+    drift_max,
+    side_by_side_markdown,
+    skew_max,
+)
+from trainpipe_assets.data.stats_plots import histograms_markdown
 
-CODE_VERSION = "statistics-v1"
+CODE_VERSION = "statistics-v2"  # v2: equi-width histograms in num_stats, skew and drift in the metadata
 TOP_VALUES_KEPT = 1000  # enough to measure out-of-domain mass against a schema's string domains
+HISTOGRAM_BUCKETS = 10  # TFDV's default num_histogram_buckets
 
 Stats = statistics_pb2.FeatureNameStatistics
 
@@ -48,7 +65,22 @@ def _numeric_stats(values: pa.Array, common: statistics_pb2.CommonStatistics) ->
         stats.std_dev = pc.stddev(finite).as_py() or 0.0
         stats.median = pc.approximate_median(finite).as_py()
         stats.num_zeros = pc.sum(pc.equal(finite, 0)).as_py() or 0
+        stats.histograms.append(_standard_histogram(finite, stats.min, stats.max))
+        stats.histograms[0].num_nan = pc.sum(pc.is_nan(values)).as_py() or 0
     return stats
+
+
+def _standard_histogram(finite: pa.Array, low: float, high: float) -> statistics_pb2.Histogram:
+    """TFDV's STANDARD histogram: HISTOGRAM_BUCKETS equal-width buckets from min to max (one bucket when they are
+    equal), the last bucket closed."""
+    histogram = statistics_pb2.Histogram(type=statistics_pb2.Histogram.STANDARD)
+    if high == low:
+        histogram.buckets.add(low_value=low, high_value=high, sample_count=float(len(finite)))
+        return histogram
+    counts, edges = np.histogram(finite.to_numpy(zero_copy_only=False), bins=HISTOGRAM_BUCKETS, range=(low, high))
+    for n, lo, hi in zip(counts, edges[:-1], edges[1:]):
+        histogram.buckets.add(low_value=float(lo), high_value=float(hi), sample_count=float(n))
+    return histogram
 
 
 def _string_stats(values: pa.Array, common: statistics_pb2.CommonStatistics) -> statistics_pb2.StringStatistics:
@@ -98,14 +130,6 @@ def statistics_for_split(file_patterns: list[str], name: str) -> statistics_pb2.
     return statistics_pb2.DatasetFeatureStatisticsList(datasets=[feature_statistics(batch, name)])
 
 
-def common_stats_of(feature: Stats) -> statistics_pb2.CommonStatistics:
-    return feature.num_stats.common_stats if feature.HasField("num_stats") else feature.string_stats.common_stats
-
-
-def _cell(text: str) -> str:
-    return " ".join(preview(text).split()).replace("|", "\\|")
-
-
 def markdown_table(dataset: statistics_pb2.DatasetFeatureStatistics) -> str:
     """A table a person reads in the Dagster UI; names and values from the data are cut to a preview."""
     rows = [
@@ -116,7 +140,7 @@ def markdown_table(dataset: statistics_pb2.DatasetFeatureStatistics) -> str:
         common = common_stats_of(f)
         total = common.num_missing + common.num_non_missing
         missing = f"{common.num_missing} ({common.num_missing / total:.1%})" if total else "0"
-        name = _cell(f.path.step[0])
+        name = cell(f.path.step[0])
         if f.HasField("num_stats"):
             n = f.num_stats
             rows.append(
@@ -125,22 +149,58 @@ def markdown_table(dataset: statistics_pb2.DatasetFeatureStatistics) -> str:
             )
         else:
             s = f.string_stats
-            top = ", ".join(f"{_cell(v.value)} ({v.frequency:.0f})" for v in s.top_values[:3])
+            top = ", ".join(f"{cell(v.value)} ({v.frequency:.0f})" for v in s.top_values[:3])
             rows.append(f"| {name} | STRING | {missing} | | | | | {s.unique} | {top} |")
     return "\n".join(rows)
+
+
+def previous_day_statistics(context: AssetExecutionContext) -> tuple[Optional[str], Optional[dict], str]:
+    """(the day before this partition, its statistics per split, or None and why not): the latest materialization
+    of that partition in the event log, read from the folder its `path` metadata names."""
+    try:
+        day = (dt.date.fromisoformat(context.partition_key) - dt.timedelta(days=1)).isoformat()
+    except ValueError:
+        return None, None, f"no previous day: partition {context.partition_key!r} is not a date"
+    records = context.instance.fetch_materializations(
+        AssetRecordsFilter(asset_key=context.asset_key, asset_partitions=[day]), limit=1
+    ).records
+    if not records:
+        return day, None, f"no previous day: {day} has no statistics materialization"
+    path = md.value(records[0].asset_materialization.metadata, md.PATH)
+    try:
+        artifact = read_artifact(Path(str(path)))
+        return day, {s: artifact.load(s).datasets[0] for s in artifact.splits}, ""
+    except (OSError, ValueError, TypeError, KeyError, DecodeError) as e:  # deleted, or from other code
+        return day, None, f"no previous day: the statistics of {day} could not be read from {path} ({e})"
 
 
 @pipeline_asset(
     io_manager_key="artifact_io_manager", kinds={"tensorflow"}, group_name="data", code_version=CODE_VERSION
 )
 def statistics(context: AssetExecutionContext, trainpipe: TrainpipeConfig, examples: Examples) -> Output[Statistics]:
-    """TFX StatisticsGen: counts, missing values, numeric moments and top string values per feature and split."""
+    """TFX StatisticsGen: counts, missing values, numeric moments, histograms and top string values per feature and
+    split; the splits side by side with their skew, and the drift from the previous day."""
     step = Step(context, trainpipe, CODE_VERSION)
     step.cache_key(examples.fingerprints)
     artifact = Statistics(**step.fields(), splits=examples.splits)
-    tables = {}
+    datasets = {}
     for split in examples.splits:
         stats = statistics_for_split(examples.file_patterns[split], split)
         write_bytes(artifact.path(split), stats.SerializeToString())
-        tables[f"statistics_{split}"] = MetadataValue.md(markdown_table(stats.datasets[0]))
-    return step.output(artifact, {**tables, **{md.rows_key(s): n for s, n in examples.row_counts.items()}})
+        datasets[split] = stats.datasets[0]
+    previous_day, previous, why_not = previous_day_statistics(context)
+    base = "train" if "train" in datasets else next(iter(datasets))
+    datasets = {base: datasets[base], **datasets}  # base first in every table
+    skew = skew_max(datasets, base)
+    drift = drift_max(datasets, previous) if previous else None
+    histograms = histograms_markdown(datasets, previous, previous_day or "", base)
+    metadata = {
+        "statistics": MetadataValue.md(side_by_side_markdown(datasets, base)),
+        **({"histograms": MetadataValue.md(histograms)} if histograms else {}),
+        "drift": MetadataValue.md(drift_markdown(datasets, previous, previous_day) if previous else why_not),
+        "previous_day": previous_day if previous else "none",
+        **({"max_skew_linf": skew} if skew is not None else {}),
+        **({"max_drift_linf": drift} if drift is not None else {}),
+        **{md.rows_key(s): n for s, n in examples.row_counts.items()},
+    }
+    return step.output(artifact, metadata)

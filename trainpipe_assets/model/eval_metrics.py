@@ -104,3 +104,101 @@ def sliced_metrics(labels, scores, slice_values: dict[str, list], names: list[st
         top = uniques[np.argsort(-counts, kind="stable")][:MAX_SLICE_VALUES]
         result[feature] = {str(v): compute_metrics(labels[keys == v], scores[keys == v], names) for v in sorted(top)}
     return result
+
+
+MAX_CURVE_POINTS = 201  # curve points kept in evaluation.json and drawn: a few KB per curve, whatever the eval set
+CALIBRATION_BINS = 10
+
+
+def _thin(*columns: np.ndarray, keep: int = MAX_CURVE_POINTS) -> list[list]:
+    """At most `keep` evenly spaced points of aligned columns, the first and the last always kept."""
+    n = len(columns[0])
+    index = np.unique(np.linspace(0, n - 1, keep).round().astype(int)) if n > keep else np.arange(n)
+    return [[None if not np.isfinite(v) else float(v) for v in np.asarray(c, dtype=float)[index]] for c in columns]
+
+
+def _ranked_counts(labels: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """True and false positives when every score from the highest down to each distinct score is called positive."""
+    order = np.argsort(-scores, kind="mergesort")
+    sorted_scores, sorted_labels = scores[order], labels[order]
+    last_of_tie = np.r_[np.flatnonzero(np.diff(sorted_scores)), len(sorted_scores) - 1]
+    tps = np.cumsum(sorted_labels)[last_of_tie]
+    return tps, (last_of_tie + 1) - tps, sorted_scores[last_of_tie]
+
+
+def roc_curve(labels: np.ndarray, scores: np.ndarray) -> dict | None:
+    """ROC points from (0, 0) to (1, 1), one per distinct score (ties share a point); None when one class is absent.
+    The trapezoids under it add up to `auc`. The first point's threshold is None (nothing is called positive)."""
+    labels = (np.asarray(labels).ravel() == 1).astype(float)
+    n_pos, n_neg = labels.sum(), len(labels) - labels.sum()
+    if n_pos == 0 or n_neg == 0:
+        return None
+    tps, fps, thresholds = _ranked_counts(labels, np.asarray(scores, dtype=float).ravel())
+    fpr, tpr, thr = _thin(np.r_[0, fps / n_neg], np.r_[0, tps / n_pos], np.r_[np.nan, thresholds])
+    return {"fpr": fpr, "tpr": tpr, "thresholds": thr}
+
+
+def pr_curve(labels: np.ndarray, scores: np.ndarray) -> dict | None:
+    """Precision and recall at each distinct score, from the highest threshold down; None without positives."""
+    labels = (np.asarray(labels).ravel() == 1).astype(float)
+    n_pos = labels.sum()
+    if n_pos == 0:
+        return None
+    tps, fps, thresholds = _ranked_counts(labels, np.asarray(scores, dtype=float).ravel())
+    precision, recall, thr = _thin(tps / (tps + fps), tps / n_pos, thresholds)
+    return {"precision": precision, "recall": recall, "thresholds": thr}
+
+
+def calibration_bins(labels: np.ndarray, scores: np.ndarray, bins: int = CALIBRATION_BINS) -> list[dict]:
+    """Equal-width score bins over [0, 1]: how many rows, their mean score and the fraction that is positive."""
+    labels = (np.asarray(labels).ravel() == 1).astype(float)
+    scores = np.asarray(scores, dtype=float).ravel()
+    labels, scores = labels[np.isfinite(scores)], scores[np.isfinite(scores)]
+    which = np.clip(np.floor(scores * bins), 0, bins - 1).astype(int)
+    found = []
+    for b in range(bins):
+        rows = which == b
+        n = int(rows.sum())
+        found.append(
+            {
+                "lower": b / bins,
+                "upper": (b + 1) / bins,
+                "count": n,
+                "mean_score": float(scores[rows].mean()) if n else None,
+                "positive_rate": float(labels[rows].mean()) if n else None,
+            }
+        )
+    return found
+
+
+def confusion_matrix(labels: np.ndarray, predicted: np.ndarray, classes: int) -> list[list[int]]:
+    """counts[actual][predicted]; a label outside 0..classes-1 is left out."""
+    labels, predicted = np.asarray(labels, dtype=int), np.asarray(predicted, dtype=int)
+    known = (labels >= 0) & (labels < classes)
+    counts = np.zeros((classes, classes), dtype=int)
+    np.add.at(counts, (labels[known], predicted[known]), 1)
+    return counts.tolist()
+
+
+def curves(labels, scores) -> dict:
+    """What TFMA plots: ROC, precision-recall and calibration (micro-averaged one-vs-rest for class scores), and the
+    confusion matrix at the prediction compute_metrics uses (score >= 0.5, or the highest class score)."""
+    labels = np.asarray(labels).astype(int).ravel()
+    scores = np.asarray(scores, dtype=float)
+    if scores.ndim == 2 and scores.shape[1] == 1:
+        scores = scores[:, 0]
+    if scores.ndim == 1:
+        predicted, classes = (scores >= 0.5).astype(int), 2
+        flat_labels, flat_scores, averaging = (labels == 1).astype(int), scores, "binary"
+    else:
+        classes = max(scores.shape[1], int(labels.max(initial=0)) + 1)
+        predicted = scores.argmax(axis=1) if len(scores) else np.zeros(0, dtype=int)
+        flat_labels = (labels[:, None] == np.arange(scores.shape[1])[None, :]).astype(int).ravel()
+        flat_scores, averaging = scores.ravel(), "micro-averaged one-vs-rest"
+    return {
+        "averaging": averaging,
+        "roc": roc_curve(flat_labels, flat_scores),
+        "pr": pr_curve(flat_labels, flat_scores),
+        "calibration": calibration_bins(flat_labels, flat_scores),
+        "confusion_matrix": confusion_matrix(flat_labels if averaging == "binary" else labels, predicted, classes),
+    }

@@ -18,9 +18,10 @@ from trainpipe_assets.core.step import Step, fail
 from trainpipe_assets.core.storage import write_text
 from trainpipe_assets.model.blessing import decide_blessing
 from trainpipe_assets.model.eval_labels import eval_labels, eval_set_warnings
-from trainpipe_assets.model.eval_metrics import as_probabilities, compute_metrics, sliced_metrics
+from trainpipe_assets.model.eval_metrics import as_probabilities, compute_metrics, curves, sliced_metrics
+from trainpipe_assets.model.eval_plots import evaluation_metadata
 
-CODE_VERSION = "evaluation-v1"
+CODE_VERSION = "evaluation-v2"  # v2: curves in evaluation.json, plots and tables in the metadata
 FORCE_BLESS_TAG = "trainpipe/force_bless"
 SCORING_BATCH = 1024
 
@@ -42,32 +43,6 @@ def score_serialized(saved_model_dir: Path, serialized: list[bytes], prediction_
             raise fail(f"serving_default of {saved_model_dir} has no output {key!r} (has {sorted(result)})")
         outputs.append(result[key].numpy())
     return np.concatenate(outputs) if outputs else np.zeros(0)
-
-
-def comparison_markdown(candidate: dict, baseline: dict | None, metrics: list[str]) -> str:
-    rows = ["| metric | candidate | baseline | change |", "|---|---|---|---|"]
-    for m in metrics:
-        c, b = candidate.get(m), (baseline or {}).get(m)
-        change = f"{c - b:+.4f}" if c is not None and b is not None else ""
-
-        def fmt(v) -> str:
-            return "" if v is None else f"{v:.4f}"
-
-        rows.append(f"| {m} | {fmt(c)} | {fmt(b)} | {change} |")
-    return "\n".join(rows)
-
-
-def slices_markdown(candidate: dict, baseline: dict | None, metric: str) -> str:
-    rows = [f"| slice | value | examples | candidate {metric} | baseline {metric} |", "|---|---|---|---|---|"]
-    for feature, values in candidate.items():
-        for value, m in values.items():
-            b = ((baseline or {}).get(feature, {}).get(value) or {}).get(metric)
-            c = m.get(metric)
-            rows.append(
-                f"| {feature} | {value} | {m['example_count']:.0f} | {'' if c is None else f'{c:.4f}'} "
-                f"| {'' if b is None else f'{b:.4f}'} |"
-            )
-    return "\n".join(rows)
 
 
 @pipeline_asset(
@@ -126,6 +101,7 @@ def model_evaluation(
         return {
             "overall": compute_metrics(labels, scores, ev.metrics),
             "slices": sliced_metrics(labels, scores, slice_values, ev.metrics),
+            "plots": curves(labels, scores),
             "scores": semantics,
             "warnings": eval_set_warnings(labels, scores, ev.min_eval_rows),
         }
@@ -162,14 +138,10 @@ def model_evaluation(
             "reasons": MetadataValue.md("\n".join(f"- {r}" for r in blessing.reasons)),
             md.BLESSING_REASONS: MetadataValue.json(blessing.reasons),
             md.BASELINE_VERSION: baseline_version if baseline_version is not None else "none",
-            "comparison": MetadataValue.md(
-                comparison_markdown(candidate["overall"], baseline and baseline["overall"], ev.metrics)
-            ),
-            "slices": MetadataValue.md(
-                slices_markdown(candidate["slices"], baseline and baseline["slices"], ev.metrics[0])
-            ),
             md.CANDIDATE_METRICS: MetadataValue.json(candidate["overall"]),
-            **{f"candidate_{k}": v for k, v in candidate["overall"].items() if v is not None},
+            **evaluation_metadata(
+                candidate, baseline, f"baseline v{baseline_version}", report["verdicts"], ev.metrics
+            ),
             "eval_examples": len(serialized),
             "label": label_source,
             "score_semantics": candidate["scores"],

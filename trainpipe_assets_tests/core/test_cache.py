@@ -93,7 +93,9 @@ def test_a_no_op_rerun_reuses_every_step(cached):
 
 def test_editing_only_run_fn_retrains_but_reuses_transform_and_tuning(cached):
     module = cached["module"]
-    module.write_text(module.read_text().replace("    model.fit(\n", "    # trained once more\n    model.fit(\n"))
+    run_fn = "def run_fn(fn_args: tfx.components.FnArgs):\n"
+    assert run_fn in module.read_text()
+    module.write_text(module.read_text().replace(run_fn, run_fn + '    """Trained once more."""\n'))
     _, flags, _ = cached["train"]()
     assert flags["schema"] and flags["transform_graph"] and flags["best_hyperparameters"]
     assert not flags["trained_model"] and not flags["model_evaluation"] and not flags["infra_validation"]

@@ -1,9 +1,23 @@
 import json
 
+from dagster import FloatMetadataValue
+
 from trainpipe_assets.core.event_log import current_baseline, model_history
 from trainpipe_assets.core.serving_layout import list_versions
 from trainpipe_assets.definitions import build_definitions
-from trainpipe_assets_tests.helpers import DAYS, FIXED, make_config, metadata_of, run_job, write_config
+from trainpipe_assets_tests.helpers import (
+    DAYS,
+    FIXED,
+    PNG_MAGIC,
+    inline_pngs,
+    make_config,
+    metadata_of,
+    run_job,
+    write_config,
+)
+
+PLOTS = ("roc_curve", "pr_curve", "calibration_plot", "confusion_matrix")
+METRICS = ("accuracy", "auc", "precision", "recall", "loss")
 
 
 def test_first_model_has_no_baseline_is_blessed_and_pushed_as_version_1(pipeline):
@@ -15,6 +29,16 @@ def test_first_model_has_no_baseline_is_blessed_and_pushed_as_version_1(pipeline
     report = json.loads((eval_dir / "evaluation.json").read_text())
     assert (eval_dir / "BLESSED").exists() and report["baseline"] is None
     assert 0.5 < report["candidate"]["overall"]["accuracy"] <= 1
+    plots = report["candidate"]["plots"]
+    assert plots["roc"]["fpr"][0] == 0 and plots["roc"]["tpr"][-1] == 1 and len(plots["pr"]["precision"]) > 1
+    assert len(plots["calibration"]) == 10
+    assert sum(map(sum, plots["confusion_matrix"])) == evaluation["eval_examples"].value
+    for key in PLOTS:
+        [png] = inline_pngs(evaluation[key].value)
+        assert png.startswith(PNG_MAGIC) and len(png) < 40_000
+    assert not [k for k in evaluation if k.startswith(("baseline_", "change_")) and k != "baseline_version"]
+    assert all(f"| {m} |" in evaluation["slices"].value.splitlines()[0] for m in METRICS)  # every metric per slice
+    assert "| accuracy | lower_bound | 0.6 |" in evaluation["thresholds"].value
     pushed = metadata_of(pipeline["training"], "pushed_model")
     assert pushed["version"].value == 1
     assert pushed["serving_path"].value == str(pipeline["home"] / "serving" / "trips_model" / "1")
@@ -27,6 +51,17 @@ def test_the_second_run_is_evaluated_against_the_first_pushed_version(pipeline, 
     report = json.loads((pipeline["home"] / "artifacts/model_evaluation" / DAYS[-1] / "evaluation.json").read_text())
     assert report["baseline"]["version"] == 1 and report["baseline"]["path"].endswith("/serving/trips_model/1")
     assert any(v["rule"] == "change_absolute" for v in report["verdicts"])
+    assert report["baseline"]["plots"]["roc"] is not None
+    for m in METRICS:
+        assert isinstance(evaluation[f"baseline_{m}"], FloatMetadataValue)
+        change = evaluation[f"change_{m}"].value
+        assert change == evaluation[f"candidate_{m}"].value - evaluation[f"baseline_{m}"].value
+    [change_rule] = [v for v in report["verdicts"] if v["rule"] == "change_absolute"]
+    verdict = "pass" if change_rule["passed"] else "FAIL"
+    row = f"| accuracy | change_absolute | -0.02 | {change_rule['value']:+.4g} | {verdict} |"
+    assert row in evaluation["thresholds"].value
+    assert "| accuracy (baseline) |" in evaluation["slices"].value
+    assert all(inline_pngs(evaluation[key].value)[0].startswith(PNG_MAGIC) for key in PLOTS)
     if evaluation["blessed"].value:
         assert metadata_of(retrained, "pushed_model")["version"].value == 2
         assert current_baseline(pipeline["instance"]).version == 2

@@ -1,0 +1,74 @@
+"""Histograms of the numeric features, as TFDV's Facets view shows them: each split's equi-width histogram from the
+statistics proto (densities, so splits of different sizes and bucket edges overlay), and the previous day's first
+split dashed. Small palette PNGs inlined in markdown, a bounded number of them."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+from tensorflow_metadata.proto.v0 import statistics_pb2
+
+from trainpipe_assets.core.plots import figure, image_markdown
+from trainpipe_assets.data.stats_compare import Dataset, Stats, cell, features_of
+
+HISTOGRAM_INCHES = (3.0, 2.0)
+MAX_HISTOGRAMS = 12  # at ~5 KB each, the metadata entry stays well under 100 KB however wide the data
+COLORS = ("tab:blue", "tab:orange", "tab:green", "tab:red")
+STANDARD = statistics_pb2.Histogram.STANDARD
+
+
+def standard_histogram(feature: Optional[Stats]) -> Optional[statistics_pb2.Histogram]:
+    if feature is None or not feature.HasField("num_stats"):
+        return None
+    return next((h for h in feature.num_stats.histograms if h.type == STANDARD and h.buckets), None)
+
+
+def _draw(ax, histogram: statistics_pb2.Histogram, **style) -> None:
+    import numpy as np
+
+    edges = np.array([histogram.buckets[0].low_value] + [b.high_value for b in histogram.buckets])
+    counts = np.array([b.sample_count for b in histogram.buckets])
+    widths = np.diff(edges)
+    if widths.sum() == 0:  # a single value: one bar of unit width around it
+        edges, widths = np.array([edges[0] - 0.5, edges[0] + 0.5]), np.array([1.0])
+    density = counts / max(counts.sum(), 1) / np.where(widths > 0, widths, 1)
+    ax.stairs(density, edges, **style)
+
+
+def histogram_figure(name: str, histograms: dict[str, statistics_pb2.Histogram]) -> str:
+    fig, [ax] = figure(*HISTOGRAM_INCHES)
+    for (label, histogram), color in zip(histograms.items(), COLORS):
+        previous = label.startswith("previous")
+        _draw(ax, histogram, color="grey" if previous else color, linestyle="--" if previous else "-", label=label)
+    ax.set_title(preview_title(name), fontsize=8, parse_math=False)
+    ax.set_yticks([])
+    ax.legend(fontsize=6, frameon=False)
+    return image_markdown(fig, cell(name).replace("[", "").replace("]", ""))
+
+
+def preview_title(name: str, limit: int = 40) -> str:
+    return name if len(name) <= limit else name[:limit] + "…"
+
+
+def histograms_markdown(
+    datasets: dict[str, Dataset], previous: Optional[dict[str, Dataset]] = None, previous_day: str = "", base="train"
+) -> Optional[str]:
+    """A histogram image per numeric feature (the first MAX_HISTOGRAMS), None when there is no numeric feature."""
+    datasets = {base: datasets[base], **datasets} if base in datasets else datasets  # base first
+    base = next(iter(datasets))
+    numeric = (n for d in datasets.values() for n, f in features_of(d).items() if f.HasField("num_stats"))
+    names = list(dict.fromkeys(numeric))
+    blocks = []
+    for name in names[:MAX_HISTOGRAMS]:
+        found = {s: standard_histogram(features_of(d).get(name)) for s, d in datasets.items()}
+        if previous and base in previous:
+            found[f"previous day {base}"] = standard_histogram(features_of(previous[base]).get(name))
+        found = {label: h for label, h in found.items() if h is not None}
+        if found:
+            blocks.append(histogram_figure(name, found))
+    if not blocks:
+        return None
+    intro = f"Densities per split{f'; dashed: {base} of {previous_day}' if previous else ''}."
+    if len(names) > MAX_HISTOGRAMS:
+        intro += f" The first {MAX_HISTOGRAMS} of {len(names)} numeric features."
+    return intro + "\n\n" + " ".join(blocks)  # one paragraph: the images flow side by side
