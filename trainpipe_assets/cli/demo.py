@@ -129,11 +129,12 @@ def run(args: argparse.Namespace) -> int:
     from trainpipe_assets.core.event_log import current_baseline
     from trainpipe_assets.core.settings import TrainpipeConfig
     from trainpipe_assets.data.sample_data import write_days
-    from trainpipe_assets.definitions import defs
+    from trainpipe_assets.definitions import build_definitions
 
     trainpipe = TrainpipeConfig.from_env()
     end = args.end or dt.date.today() - dt.timedelta(days=1)
     paths = write_days(trainpipe.landing_dir, args.days, args.rows_per_day, end, args.seed)
+    defs = build_definitions(trainpipe)  # after the data landed: partitions_start: auto begins at its first day
     print(f"simulated {len(paths)} days x {args.rows_per_day} rows into {trainpipe.landing_dir}")
     instance = DagsterInstance.get()
     days = [(end - dt.timedelta(days=i)).isoformat() for i in range(args.days - 1, -1, -1)]

@@ -139,9 +139,7 @@ def model_evaluation(
             md.BLESSING_REASONS: MetadataValue.json(blessing.reasons),
             md.BASELINE_VERSION: baseline_version if baseline_version is not None else "none",
             md.CANDIDATE_METRICS: MetadataValue.json(candidate["overall"]),
-            **evaluation_metadata(
-                candidate, baseline, f"baseline v{baseline_version}", report["verdicts"], ev.metrics
-            ),
+            **evaluation_metadata(candidate, baseline, f"baseline v{baseline_version}", report["verdicts"], ev.metrics),
             "eval_examples": len(serialized),
             "label": label_source,
             "score_semantics": candidate["scores"],

@@ -18,7 +18,7 @@ from trainpipe_assets.core.partitions import pipeline_asset
 from trainpipe_assets.core.retry import TRANSIENT_RETRY
 from trainpipe_assets.core.settings import TrainpipeConfig
 from trainpipe_assets.core.step import Step, fail
-from trainpipe_assets.model.tensorboard_logs import final_epoch_scalars
+from trainpipe_assets.model.tensorboard_logs import epoch_series, learning_curves_markdown
 from trainpipe_assets.model.training_workers import DistributedTrainingError, train_in_processes
 from trainpipe_assets.module import keras2_compat
 from trainpipe_assets.module.api import fn_args_for
@@ -107,7 +107,10 @@ def trained_model(
             f"run_fn in {trainpipe.module_file} returned without writing a SavedModel to "
             f"fn_args.serving_model_dir ({model.serving_model_dir})"
         )
-    metrics = final_epoch_scalars(model.model_run_dir)
+    series = epoch_series(model.model_run_dir)
+    # Where the logs will be once the IO manager has moved the model into place (artifacts/<asset>/<day>/<run id>/).
+    final_run_dir = trainpipe.artifacts_dir / "trained_model" / context.partition_key / context.run.run_id / "model_run"
+    metrics = {k: points[-1][1] for k, points in series.items() if points}
     compat = sorted(
         keras2_compat.used | getattr(load_module_file(trainpipe.module_file), "__trainpipe_compat__", set())
     )
@@ -140,6 +143,9 @@ def trained_model(
                 }
             ),
             "transform_graph": MetadataValue.path(transform_graph.uri),
+            # TensorBoard on this model's logs, and its learning curves right here.
+            "tensorboard": MetadataValue.md(f"```\ntensorboard --logdir {final_run_dir}\n```"),
+            **({"learning_curves": MetadataValue.md(curves)} if (curves := learning_curves_markdown(series)) else {}),
             **({"keras2_compat": MetadataValue.json(compat)} if compat else {}),
         },
     )

@@ -44,12 +44,18 @@ def trial_rows(trials, ran_by: dict[str, str]) -> list[dict]:
     ]
 
 
-def trials_markdown(rows: list[dict]) -> str:
-    lines = ["| trial | score | worker | hyperparameters |", "|---|---|---|---|"]
-    for row in rows:
-        score = "failed" if row["score"] is None else f"{row['score']:.4f}"
-        values = json.dumps(row["hyperparameters"], sort_keys=True)
-        lines.append(f"| {row['trial_id']} | {score} | {row['worker']} | {values} |")
+def trials_markdown(rows: list[dict], objective: str) -> str:
+    """One row per trial (best first), one column per hyperparameter, the objective named, the best trial marked."""
+    names = sorted({name for row in rows for name in row["hyperparameters"]})
+    lines = [
+        f"| trial | score ({objective}) | worker | {' | '.join(names)} |",
+        "|---|---|---|" + "---|" * len(names),
+    ]
+    for i, row in enumerate(rows):
+        score = "failed" if row["score"] is None else f"{row['score']:.4g}"
+        trial = f"**{row['trial_id']} (best)**" if i == 0 and row["score"] is not None else row["trial_id"]
+        values = " | ".join(str(row["hyperparameters"].get(name, "")) for name in names)
+        lines.append(f"| {trial} | {score} | {row['worker']} | {values} |")
     return "\n".join(lines)
 
 
@@ -113,10 +119,13 @@ def best_hyperparameters(
         config = best[0].get_config()
         trials = tuner.oracle.get_best_trials(num_trials=len(tuner.oracle.trials))
         rows = trial_rows(trials, ran_by)
+        goal = tuner.oracle.objective
+        objective = f"{getattr(goal, 'name', goal)}, {getattr(goal, 'direction', '')}".rstrip(", ")
         metadata.update(
             {
                 "mode": "tuned",
-                "trials": MetadataValue.md(trials_markdown(rows)),
+                "objective": objective,
+                "trials": MetadataValue.md(trials_markdown(rows, objective)),
                 "trials_json": MetadataValue.json(rows),
                 "num_trials": len(trials),
                 "best_score": float(trials[0].score) if trials and trials[0].score is not None else None,

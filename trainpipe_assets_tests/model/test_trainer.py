@@ -1,4 +1,5 @@
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,7 +15,16 @@ from trainpipe_assets.data.statistics_gen import statistics
 from trainpipe_assets.model.trainer import trained_model
 from trainpipe_assets.model.transform import transform_graph
 from trainpipe_assets.model.tuner import best_hyperparameters
-from trainpipe_assets_tests.helpers import DAYS, failure_message, make_config, materialize, resources_for, write_config
+from trainpipe_assets_tests.helpers import (
+    DAYS,
+    PNG_MAGIC,
+    failure_message,
+    inline_pngs,
+    make_config,
+    materialize,
+    resources_for,
+    write_config,
+)
 
 
 @pytest.fixture(scope="module")
@@ -61,6 +71,10 @@ def test_metadata_has_metrics_parameters_size_and_lineage(model_event):
     assert model_event["parameters"].value > 1000 and model_event["size_bytes"].value > 10_000
     assert model_event["example_partitions"].value == list(DAYS)
     assert model_event["train_steps"].value == 40
+    [curves] = inline_pngs(model_event["learning_curves"].value)  # a learning-curve image from the TensorBoard logs
+    assert curves.startswith(PNG_MAGIC)
+    logdir = model_event["tensorboard"].value.split("--logdir ")[1].split("\n")[0]
+    assert list(Path(logdir).rglob("events.out.tfevents.*"))  # the command points at the logs where they are now
 
 
 def test_a_model_is_never_overwritten(tmp_path):

@@ -28,7 +28,10 @@ def test_trials_table_and_tuner_steps_in_metadata(pipeline):
     assert metadata["mode"].value == "tuned" and metadata["num_trials"].value == 2
     assert metadata["tuner_train_steps"].value == 8  # 20% of train_steps=40
     table = metadata["trials"].value.splitlines()
-    assert table[0] == "| trial | score | worker | hyperparameters |" and len(table) == 4
+    # One column per hyperparameter, the objective named, the best trial marked.
+    header = "| trial | score (val_binary_accuracy, max) | worker | hidden_units | learning_rate | num_layers |"
+    assert table[0] == header
+    assert len(table) == 4 and "(best)**" in table[2] and metadata["objective"].value == "val_binary_accuracy, max"
     assert {row["worker"] for row in metadata["trials_json"].value} == {"chief"}  # in-process search
     assert 0 < metadata["best_score"].value <= 1
 

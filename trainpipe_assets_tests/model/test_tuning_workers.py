@@ -87,7 +87,7 @@ def test_remote_worker_joins_the_published_search(pipeline, instance, tmp_path):
     assert all(row["score"] is not None for row in rows) and "failed_workers" not in metadata
     assert set(metadata["tuning_workers"].value) == {"local0", "remote-a"}
     table = metadata["trials"].value.splitlines()
-    assert table[0] == "| trial | score | worker | hyperparameters |" and len(table) == 6
+    assert table[0].startswith("| trial | score (") and "| worker |" in table[0] and len(table) == 6
     assert any("| remote-a |" in line for line in table[2:])
     assert "joins tuning search" in log.read_text()
     assert not list((home / "tuning" / "open").glob("*")), "the chief closes its search"
