@@ -86,25 +86,22 @@ def test_demo_then_history_and_the_ci_command_on_the_same_event_log(tmp_path, mo
     assert [r.partition_key for r in records].count("2024-03-01") == 2  # once by the demo, once by the CLI
 
 
-def test_ingest_a_range_of_days_from_one_process(tmp_path, monkeypatch, capsys):
+def test_ingest_a_range_of_days_from_one_process(tmp_path):
     """`trainpipe ingest --from --to`: one ingest_job run per day (each with its own verdict), one start-up; a day
     whose file is bad fails on its own and the command says which."""
-    monkeypatch.setenv("TRAINPIPE_HOME", str(tmp_path / "tp"))
-    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster"))
-    assert main(["simulate", "--days", "3", "--rows-per-day", "40", "--end", "2024-03-03", "--seed", "2"]) == 0
+    env = {**os.environ, "TRAINPIPE_HOME": str(tmp_path / "tp"), "DAGSTER_HOME": str(tmp_path / "dagster")}
+    env.pop("TRAINPIPE_CONFIG", None)
+    trainpipe = str(Path(sys.executable).parent / "trainpipe")
+    simulate = [trainpipe, "simulate", "--days", "3", "--rows-per-day", "40", "--end", "2024-03-03", "--seed", "2"]
+    assert run(simulate, env).returncode == 0
     (tmp_path / "tp" / "landing" / "trips_2024-03-04.csv").write_text("trip_start_hour\n1\n")  # lacks columns
-    code = main(["ingest", "--from", "2024-03-01", "--to", "2024-03-04"])
-    out = capsys.readouterr().out
-    assert code == 1
+    done = run([trainpipe, "ingest", "--from", "2024-03-01", "--to", "2024-03-04"], env)
+    out = done.stdout
+    assert done.returncode == 1, out + done.stderr[-2000:]
     for day in ("2024-03-01", "2024-03-02", "2024-03-03"):
-        assert f"  {day}: ok train=" in out and f"{day}: ok" in out
+        assert f"  {day}: ok train=" in out
     assert "2024-03-04: FAILED" in out and "header lacks expected columns" in out
     assert "3 of 4 days ingested and valid; failed: ['2024-03-04']" in out
-    with DagsterInstance.get() as instance:
-        runs = instance.get_runs()
-        assert sorted(r.tags["dagster/partition"] for r in runs) == [
-            "2024-03-01",
-            "2024-03-02",
-            "2024-03-03",
-            "2024-03-04",
-        ]
+    instance = DagsterInstance.from_config(str(tmp_path / "dagster"))
+    days = ["2024-03-01", "2024-03-02", "2024-03-03", "2024-03-04"]
+    assert sorted(r.tags["dagster/partition"] for r in instance.get_runs()) == days
