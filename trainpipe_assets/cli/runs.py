@@ -53,7 +53,7 @@ def ingest_day(defs, trainpipe, day: str, instance, seconds=None) -> bool:
         flush=True,
     )
     valid = evaluations.get("examples_valid")
-    if valid is not None and not valid.passed:  # the anomaly table, not just a count
+    if valid is not None and verdict(valid) == "FAILED":  # the anomaly table, not just a count
         from trainpipe_assets.data.example_validator import Anomaly, anomalies_text
 
         table = anomalies_text([Anomaly(**a) for a in md.value(valid.metadata, md.ANOMALIES_JSON, [])])
