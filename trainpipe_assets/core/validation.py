@@ -35,14 +35,15 @@ def _latest_storage_ids(instance: DagsterInstance, asset: str, days: list[str]) 
     return latest
 
 
-def _only_a_warning(instance: DagsterInstance, day: str) -> bool:
-    """The day's latest examples_valid evaluation failed with WARN severity: it had nothing to check against (no schema
-    yet, before the first training run), which is not a failed validation."""
-    for record in instance.event_log_storage.get_asset_check_execution_history(EXAMPLES_VALID, limit=500):
-        if record.partition == day:
+def _warning_days(instance: DagsterInstance, days: list[str]) -> set[str]:
+    """Days whose latest examples_valid evaluation failed with WARN severity: it had nothing to check against (no
+    schema yet, before the first training run), which is not a failed validation. One read of the check's history."""
+    latest: dict[str, str | None] = {}
+    for record in instance.event_log_storage.get_asset_check_execution_history(EXAMPLES_VALID, limit=500):  # newest
+        if record.partition in days and record.partition not in latest:
             evaluation = record.event and record.event.dagster_event and record.event.dagster_event.event_specific_data
-            return getattr(getattr(evaluation, "severity", None), "value", None) == "WARN"
-    return False
+            latest[record.partition] = getattr(getattr(evaluation, "severity", None), "value", None)
+    return {day for day, severity in latest.items() if severity == "WARN"}
 
 
 def judge_window(instance: DagsterInstance, days: Iterable[str], admit: set[str]) -> WindowVerdict:
@@ -54,6 +55,8 @@ def judge_window(instance: DagsterInstance, days: Iterable[str], admit: set[str]
     }
     examples = _latest_storage_ids(instance, "examples", days)
     statistics = _latest_storage_ids(instance, "statistics", days)
+    failed = [d for d, info in checks.items() if info.latest_execution_status.value != "SUCCEEDED"]
+    warned = _warning_days(instance, failed) if failed else set()
     verdict = WindowVerdict(usable=[])
     for day in days:
         info = checks.get(day)
@@ -61,7 +64,7 @@ def judge_window(instance: DagsterInstance, days: Iterable[str], admit: set[str]
             reason = "its examples have no statistics from after they were written (ingest it with ingest_job)"
         elif info is None:
             reason = "examples_valid never ran on it"
-        elif info.latest_execution_status.value != "SUCCEEDED" and not _only_a_warning(instance, day):
+        elif info.latest_execution_status.value != "SUCCEEDED" and day not in warned:
             reason = f"examples_valid {info.latest_execution_status.value.lower()} on its latest ingest"
         elif not info.is_current:
             reason = "examples_valid did not check its latest statistics"

@@ -91,9 +91,8 @@ def test_a_model_is_never_overwritten(tmp_path):
     assert (tmp_path / "artifacts/trained_model/2024-03-01/run-a/artifact.json").is_file()
 
 
-def test_run_fn_that_saves_nothing_fails_clearly(pipeline, instance, tmp_path):
-    module = tmp_path / "lazy_module.py"
-    module.write_text("def run_fn(fn_args):\n    print('training... not really')\n")
+def train_with_module(pipeline, instance, tmp_path, module):
+    """Only trained_model, with `module`'s run_fn, on copies of the session pipeline's upstream artifacts."""
     home = tmp_path / "home"
     for asset in ("schema", "transform_graph", "best_hyperparameters"):
         shutil.copytree(pipeline["home"] / "artifacts" / asset, home / "artifacts" / asset)
@@ -106,6 +105,13 @@ def test_run_fn_that_saves_nothing_fails_clearly(pipeline, instance, tmp_path):
         instance=instance,
         raise_on_error=False,
     )
+    return home, result
+
+
+def test_run_fn_that_saves_nothing_fails_clearly(pipeline, instance, tmp_path):
+    module = tmp_path / "lazy_module.py"
+    module.write_text("def run_fn(fn_args):\n    print('training... not really')\n")
+    home, result = train_with_module(pipeline, instance, tmp_path, module)
     assert not result.success
     assert f"run_fn in {module} returned without writing a SavedModel to fn_args.serving_model_dir" in failure_message(
         result
@@ -130,18 +136,7 @@ def run_fn(fn_args):
 def test_a_nan_loss_fails_the_step_and_keeps_no_model(pipeline, instance, tmp_path):
     module = tmp_path / "nan_module.py"
     module.write_text(NAN_LOSS_MODULE)
-    home = tmp_path / "home"
-    for asset in ("schema", "transform_graph", "best_hyperparameters"):
-        shutil.copytree(pipeline["home"] / "artifacts" / asset, home / "artifacts" / asset)
-    trainpipe = make_config(home, write_config(tmp_path / "cfg.yaml", module_file=str(module)))
-    result = materialize(
-        [examples, statistics, schema, transform_graph, best_hyperparameters, trained_model],
-        selection=[trained_model],
-        partition_key=DAYS[-1],
-        resources=resources_for(trainpipe),
-        instance=instance,
-        raise_on_error=False,
-    )
+    home, result = train_with_module(pipeline, instance, tmp_path, module)
     assert not result.success
     assert not [e for e in result.all_events if e.event_type_value == "STEP_UP_FOR_RETRY"]
     message = failure_message(result)
