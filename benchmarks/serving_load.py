@@ -129,11 +129,9 @@ def load(url: str, clients: int, procs: int, seconds: float, bodies_file: str, d
 
 
 def start_server(name: str, base: Path, *args: str) -> tuple[subprocess.Popen, str]:
-    import socket
+    from trainpipe_assets.core.net import free_port
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     trainpipe = Path(sys.executable).parent / "trainpipe"
     proc = subprocess.Popen(
         [
