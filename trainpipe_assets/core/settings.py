@@ -63,6 +63,19 @@ class TrainingSettings(BaseModel):
     # >1: run_fn runs in this many processes with TF_CONFIG set (a chief and workers, the contract of
     # tf.distribute.MultiWorkerMirroredStrategy); only the chief's SavedModel is kept.
     workers: int = Field(1, ge=1)
+    # Of those, the last remote_workers ranks run on other machines: `trainpipe training-worker` processes there
+    # (sharing TRAINPIPE_HOME) claim them; the chief's ranks are reached at advertise_host (default: its host name).
+    remote_workers: int = Field(0, ge=0)
+    advertise_host: Optional[str] = None
+
+    @model_validator(mode="after")
+    def _remote_within_workers(self):
+        if self.remote_workers >= self.workers:
+            raise ValueError(
+                f"training.remote_workers ({self.remote_workers}) must be less than training.workers "
+                f"({self.workers}): the chief (rank 0) always runs with the step"
+            )
+        return self
 
 
 class ExecutionSettings(BaseModel):

@@ -91,7 +91,16 @@ def trained_model(
     if workers > 1:
         context.log.info(f"training with {workers} processes (a chief and {workers - 1} worker(s)) with TF_CONFIG set")
         try:
-            reported = train_in_processes(trainpipe.module_file, fn_args, workers, staging / "workers")
+            reported = train_in_processes(
+                trainpipe.module_file,
+                fn_args,
+                workers,
+                staging / "workers",
+                remote_workers=settings.training.remote_workers,
+                home=trainpipe.home,
+                advertise_host=settings.training.advertise_host,
+                log=context.log.info,
+            )
         except DistributedTrainingError as e:
             raise fail(f"distributed training of run_fn in {trainpipe.module_file} failed: {e}") from e
         keras2_compat.used.update(reported["keras2_compat"])

@@ -16,15 +16,27 @@ import json
 import os
 import queue
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
 import threading
 import time
 import traceback
+import uuid
 from pathlib import Path
+from typing import Callable, Optional
 
 from trainpipe_assets.core.net import free_port
+from trainpipe_assets.model.training_cluster import (
+    LOST,
+    RemoteRank,
+    job_folder,
+    publish,
+    unpublish,
+    wait_for_claims,
+    write_cluster,
+)
 from trainpipe_assets.module.api import FnArgs
 
 START_TIMEOUT_SECONDS = 600.0  # importing TensorFlow and the module file on a busy machine
@@ -42,8 +54,9 @@ def task_of(rank: int) -> dict:
     return {"type": "chief", "index": 0} if rank == 0 else {"type": "worker", "index": rank - 1}
 
 
-def tf_config(ports: list[int], rank: int) -> dict:
-    hosts = [f"localhost:{port}" for port in ports]
+def tf_config(addresses: list, rank: int) -> dict:
+    """TF_CONFIG for process `rank` of a cluster of host:port addresses (bare ports mean localhost)."""
+    hosts = [a if isinstance(a, str) else f"localhost:{a}" for a in addresses]
     return {"cluster": {"chief": hosts[:1], "worker": hosts[1:]}, "task": task_of(rank)}
 
 
@@ -64,35 +77,76 @@ def train_in_processes(
     log_dir: Path,
     start_timeout: float = START_TIMEOUT_SECONDS,
     finish_grace: float = FINISH_GRACE_SECONDS,
+    remote_workers: int = 0,
+    home: Optional[Path] = None,
+    advertise_host: Optional[str] = None,
+    log: Callable[[str], None] = print,
 ) -> dict:
     """Run the module's run_fn in `workers` processes; returns what they report ({"keras2_compat": [...]}) once all
-    exited 0. The chief's outputs are fn_args' own folders."""
+    exited 0. The chief's outputs are fn_args' own folders. The last `remote_workers` ranks run on the machines whose
+    `trainpipe training-worker` claims them (training_cluster.py); the job's files are then in the shared `home`."""
+    import trainpipe_assets
+
     log_dir.mkdir(parents=True, exist_ok=True)
-    scratch = Path(tempfile.mkdtemp(prefix="trainpipe-training-workers-"))
+    job_id = uuid.uuid4().hex[:12]
+    scratch = job_folder(home, job_id) if remote_workers else Path(tempfile.mkdtemp(prefix="trainpipe-training-"))
+    scratch.mkdir(parents=True, exist_ok=True)
     fields = {f.name: getattr(fn_args, f.name) for f in dataclasses.fields(fn_args) if f.name != "data_accessor"}
     per_rank = [{}] + [
         {key: str(scratch / f"worker-{rank}" / key) for key in ("serving_model_dir", "model_run_dir", "working_dir")}
         for rank in range(1, workers)
     ]
-    job = scratch / "training_job.json"
-    job.write_text(json.dumps({"module_file": str(module_file), "fn_args": fields, "per_rank": per_rank}))
-    ports: list[int] = []
-    while len(ports) < workers:  # distinct, although each is free only until its process binds it
-        ports += [port] if (port := free_port()) not in ports else []
-    procs: list[subprocess.Popen] = []
+    job = {
+        "module_file": str(module_file),
+        "fn_args": fields,
+        "per_rank": per_rank,
+        "log_dir": str(log_dir),
+        "home": str(home) if home else None,
+        "package_dir": str(Path(trainpipe_assets.__file__).parent),
+        "remote_ranks": list(range(workers - remote_workers, workers)),
+    }
+    (scratch / "job.json").write_text(json.dumps(job))
+    procs: list = []
     try:
-        for rank in range(workers):
-            with open(log_dir / f"worker-{rank}.log", "w") as log:  # the child keeps its own descriptor
-                env = {**os.environ, "TF_CONFIG": json.dumps(tf_config(ports, rank)), "PYTHONUNBUFFERED": "1"}
+        local = workers - remote_workers
+        if remote_workers:
+            host = advertise_host or socket.gethostname()
+            publish(home, job_id, job)
+            log(
+                f"training job {job_id} waits for {remote_workers} remote rank(s) "
+                f"(`trainpipe training-worker` on the training machines)"
+            )
+            try:
+                claimed = wait_for_claims(scratch, job["remote_ranks"], start_timeout, log)
+            except TimeoutError as e:
+                raise DistributedTrainingError(str(e)) from None
+            finally:
+                unpublish(home, job_id)
+            addresses = [f"{host}:{port}" for port in _ports(local)]
+            addresses += [f"{claimed[r]['host']}:{claimed[r]['port']}" for r in job["remote_ranks"]]
+            write_cluster(scratch, addresses)
+            log("training cluster: " + ", ".join(f"{describe(r)} at {a}" for r, a in enumerate(addresses)))
+        else:
+            addresses = [f"localhost:{port}" for port in _ports(workers)]
+        for rank in range(local):
+            with open(log_dir / f"worker-{rank}.log", "w") as out:  # the child keeps its own descriptor
+                env = {**os.environ, "TF_CONFIG": json.dumps(tf_config(addresses, rank)), "PYTHONUNBUFFERED": "1"}
                 procs.append(
                     subprocess.Popen(
-                        [sys.executable, "-m", "trainpipe_assets.model.training_workers", str(job), str(rank)],
+                        [
+                            sys.executable,
+                            "-m",
+                            "trainpipe_assets.model.training_workers",
+                            str(scratch / "job.json"),
+                            str(rank),
+                        ],
                         env=env,
-                        stdout=log,
+                        stdout=out,
                         stderr=subprocess.STDOUT,
                         stdin=subprocess.DEVNULL,
                     )
                 )
+        procs += [RemoteRank(scratch, rank) for rank in job["remote_ranks"]]
         _supervise(procs, scratch, log_dir, start_timeout, finish_grace)
         compat = set()
         for rank in range(workers):
@@ -104,8 +158,20 @@ def train_in_processes(
         for proc in procs:
             if proc.poll() is None:
                 proc.kill()
-                proc.wait()
+                if isinstance(proc, subprocess.Popen):
+                    proc.wait()
+        if remote_workers:
+            unpublish(home, job_id)
+            (scratch / "cancel").touch()  # a remote worker still waiting for the cluster stops waiting
+            time.sleep(0 if all(p.poll() is not None for p in procs) else POLL_SECONDS * 4)
         shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _ports(count: int) -> list[int]:
+    ports: list[int] = []
+    while len(ports) < count:  # distinct, although each is free only until its process binds it
+        ports += [port] if (port := free_port()) not in ports else []
+    return ports
 
 
 def _failure(rank: int, log_dir: Path, what: str) -> DistributedTrainingError:
@@ -128,6 +194,8 @@ def _supervise(procs: list[subprocess.Popen], scratch: Path, log_dir: Path, star
             pass
         else:
             running.discard(rank)
+            if code == LOST:
+                raise _failure(rank, log_dir, "on a remote machine stopped answering (no heartbeat for a minute)")
             if code != 0:
                 raise _failure(rank, log_dir, f"exited with {code}")
             first_done = first_done or time.monotonic()
