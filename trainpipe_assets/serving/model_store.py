@@ -1,5 +1,6 @@
 """The versions a server holds: loaded and warmed up before they serve, swapped in one assignment, the old one kept
-when a new one fails to load. Follows TF Serving's layout, the rollback pin and a labels file.
+when a new one fails to load. Follows TF Serving's layout, the rollback pin, a labels file (or labels from the model
+config file) and a version policy (which versions on disk to load: all, the latest N or specific ones).
 
 The pin and the labels file are read by refresh() (the watch thread), never by a request: requests read the values
 kept in memory. A file that cannot be read or parsed is kept as an error (pin_error, labels_error, for /healthz),
@@ -18,6 +19,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from trainpipe_assets.core.serving_layout import PIN_FILE, list_versions, read_pin
+from trainpipe_assets.serving.model_config import ALL_VERSIONS, VersionPolicy
 
 
 @dataclass(frozen=True, eq=False)
@@ -26,14 +28,17 @@ class LoadedVersion:
     model: Any
     loaded_at: float
     methods: dict = field(default_factory=dict)  # signature name -> method_name ("tensorflow/serving/classify", ...)
+    # signature name -> the SignatureDef proto from saved_model.pb (tensor names, DataType enums), for the metadata
+    signature_defs: dict = field(default_factory=dict)
 
 
-def signature_methods(path: Path) -> dict[str, str]:
-    """Each signature's method_name, which tf.saved_model.load does not expose: read from saved_model.pb."""
+def read_signature_defs(path: Path) -> dict:
+    """Every SignatureDef of saved_model.pb, as TF Serving's metadata shows them (with __saved_model_init_op): the
+    method_name and real tensor names, which tf.saved_model.load does not expose."""
     from tensorflow.core.protobuf import saved_model_pb2
 
     proto = saved_model_pb2.SavedModel.FromString((path / "saved_model.pb").read_bytes())
-    return {k: v.method_name for graph in proto.meta_graphs for k, v in graph.signature_def.items()}
+    return {k: v for graph in proto.meta_graphs for k, v in graph.signature_def.items()}
 
 
 def warm_up(model: Any) -> None:
@@ -74,8 +79,20 @@ def read_labels(path: Path) -> dict[str, int]:
 
 
 class ModelStore:
-    def __init__(self, name: str, base: Path, labels_file: Optional[Path] = None):
+    """`policy` decides which versions on disk are loaded (all of them by default); a version the rollback pin names
+    is loaded whatever the policy, so a pin is never silently ignored. `labels` (from a model config file) stand in
+    for a labels file."""
+
+    def __init__(
+        self,
+        name: str,
+        base: Path,
+        labels_file: Optional[Path] = None,
+        policy: VersionPolicy = ALL_VERSIONS,
+        labels: Optional[dict[str, int]] = None,
+    ):
         self.name, self.base, self.labels_file = name, Path(base), labels_file
+        self.policy, self.config_labels = policy, labels
         self._versions: dict[int, LoadedVersion] = {}
         self.errors: dict[int, str] = {}
         self._failed_at: dict[int, float] = {}
@@ -94,11 +111,19 @@ class ModelStore:
         if "serving_default" not in model.signatures:
             raise ValueError(f"version {version} has no serving_default signature")
         warm_up(model)
-        return LoadedVersion(version, model, time.time(), signature_methods(path))
+        defs = read_signature_defs(path)
+        return LoadedVersion(version, model, time.time(), {k: v.method_name for k, v in defs.items()}, defs)
+
+    def configure(self, policy: VersionPolicy, labels: Optional[dict[str, int]]) -> None:
+        """A new policy and labels (the model config file changed); the next refresh() loads and unloads to match."""
+        self.policy, self.config_labels = policy, labels
+        if labels is not None:
+            self._labels = dict(labels)
 
     def refresh(self, retry_failed_after: float = RETRY_FAILED_SECONDS) -> None:
-        """Load versions that appeared, drop those that are gone; a failed load is reported, skipped, and retried
-        after `retry_failed_after` seconds (it may have failed for want of memory)."""
+        """Load the versions the policy (and pin) want, drop the others and those gone from disk; a failed load is
+        reported, skipped, and retried after `retry_failed_after` seconds (it may have failed for want of memory).
+        A version that fails counts as absent for the policy, so `latest 1` keeps the version before it serving."""
         self.read_files()
         on_disk = set(list_versions(self.base))
         loaded = dict(self._versions)
@@ -108,14 +133,20 @@ class ModelStore:
             for v, e in self.errors.items()
             if v in on_disk and now - self._failed_at.get(v, now) < retry_failed_after
         }
-        for version in sorted(on_disk - set(loaded) - set(errors)):
-            try:
-                loaded[version] = self._load(version)
-            except Exception as e:  # a broken version must not take the server down
-                errors[version] = f"{type(e).__name__}: {e}"
-                self._failed_at[version] = now
-            self.read_files()  # a load may take minutes: do not leave a rollback waiting for all of them
-        for version in set(loaded) - on_disk:
+        while True:  # each pass loads or fails at least one version, so this ends
+            pinned = {self._pin[0]} & on_disk if self._pin else set()
+            wanted = self.policy.select(on_disk - set(errors)) | pinned
+            missing = sorted(wanted - set(loaded) - set(errors))
+            if not missing:
+                break
+            for version in missing:
+                try:
+                    loaded[version] = self._load(version)
+                except Exception as e:  # a broken version must not take the server down
+                    errors[version] = f"{type(e).__name__}: {e}"
+                    self._failed_at[version] = now
+                self.read_files()  # a load may take minutes: do not leave a rollback waiting for all of them
+        for version in set(loaded) - wanted:
             del loaded[version]
         with self._lock:
             self._versions = loaded  # one assignment: requests see the old dict or the new one
@@ -134,7 +165,10 @@ class ModelStore:
             pin = self.base / PIN_FILE
             pin_error = str(e) if str(pin) in str(e) else f"{pin}: {e}: fix it or run `trainpipe rollback --clear`"
         try:
-            self._labels = {} if self.labels_file is None else read_labels(self.labels_file)
+            if self.config_labels is not None:
+                self._labels = dict(self.config_labels)
+            else:
+                self._labels = {} if self.labels_file is None else read_labels(self.labels_file)
         except ValueError as e:
             labels_error = str(e)
         for error, before in ((pin_error, self.pin_error), (labels_error, self.labels_error)):

@@ -38,13 +38,33 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
         help="seconds a client has to send a whole request body once its headers are in; then 408",
     )
     parser.add_argument(
-        "--enable-batching", action="store_true", help="merge concurrent :predict requests into one model call"
+        "--enable-batching",
+        nargs="?",
+        const=True,
+        default=True,
+        type=true_or_false,
+        metavar="true|false",
+        help="merge :predict requests that arrive while a model call runs into one call (default: on); a request that "
+        "finds no call running goes at once, so a lone client pays nothing for it",
     )
-    parser.add_argument("--max-batch-size", type=int, default=32, help="rows per merged call (with --enable-batching)")
     parser.add_argument(
-        "--batch-timeout-micros", type=int, default=1000, help="how long a batch waits for more requests"
+        "--disable-batching", dest="enable_batching", action="store_false", help="same as --enable-batching=false"
+    )
+    parser.add_argument("--max-batch-size", type=int, default=32, help="rows per merged call (with batching)")
+    parser.add_argument(
+        "--batch-timeout-micros",
+        type=int,
+        default=1000,
+        help="how long requests that arrive while a call runs wait for more before taking a free thread (they wait "
+        "for none when no call runs, and go as soon as a call ends when all --num-batch-threads are busy)",
     )
     parser.add_argument("--num-batch-threads", type=int, help="merged calls run in parallel (default: number of CPUs)")
+
+
+def true_or_false(value: str) -> bool:
+    if value.lower() not in ("true", "false", "1", "0"):
+        raise argparse.ArgumentTypeError(f"{value!r} is neither true nor false")
+    return value.lower() in ("true", "1")
 
 
 def serve_from_args(args: argparse.Namespace) -> int:

@@ -1,7 +1,9 @@
 """The batcher's queueing rules, merged calls on the real model, and :classify / :regress on a TF1-style SavedModel."""
 
+import argparse
 import asyncio
 import shutil
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -12,43 +14,142 @@ from trainpipe_assets.serving.batching import Batcher
 from trainpipe_assets.serving.codec import ApiError
 from trainpipe_assets.serving.metrics import Metrics
 from trainpipe_assets.serving.model_store import ModelStore
+from trainpipe_assets.serving.options import add_serve_arguments
 from trainpipe_assets.serving.predict import classify_or_regress, parse_predict, run_alone, run_merged
 from trainpipe_assets_tests.conftest import DAYS
 from trainpipe_assets_tests.serving.helpers import b64
 
 
-def run_batcher(requests, max_batch_size=4, timeout=0.02, num_threads=1, work_seconds=0.0):
-    """Submit (key, rows, delay) requests; returns each request's batch (the items of the call it ran in)."""
-    calls = []
+class Gated:
+    """run_batch for a Batcher: records each call's items and holds the call until released, so a test decides
+    when a thread frees up and nothing depends on timing."""
 
-    def run_batch(items):
-        calls.append(list(items))
-        time.sleep(work_seconds)
-        return [list(items) for _ in items]
+    def __init__(self, hold: bool = True):
+        self.calls, self.gates, self.hold = [], [], hold
+
+    def __call__(self, items):
+        gate = threading.Event()
+        self.calls.append(list(items))
+        self.gates.append(gate)
+        if self.hold:
+            gate.wait(60)
+        return [f"answer {item}" for item in items]
+
+    def release(self, call: int) -> None:
+        self.gates[call].set()
+
+    async def started(self, n: int) -> None:
+        """Wait (on the loop) until n calls have started; a bound that fails rather than hangs."""
+        for _ in range(60_000):
+            if len(self.calls) >= n:
+                return
+            await asyncio.sleep(0.001)
+        raise AssertionError(f"{len(self.calls)} calls started, expected {n}: {self.calls}")
+
+
+def batcher(run_batch, max_batch_size=32, timeout=3600.0, num_threads=1) -> Batcher:
+    """A huge timeout by default: anything that starts does so by the batcher's rules, never by its timer."""
+    return Batcher(run_batch, ThreadPoolExecutor(num_threads), max_batch_size, timeout, num_threads)
+
+
+async def settle(b: Batcher, waiting_items: int) -> None:
+    """Let submitted tasks reach the batcher: until its waiting queues hold `waiting_items` requests."""
+    for _ in range(1000):
+        if sum(len(q.items) for q in b.waiting) == waiting_items:
+            return
+        await asyncio.sleep(0)
+    raise AssertionError(f"waiting: {[q.items for q in b.waiting]}, expected {waiting_items} requests")
+
+
+def test_a_lone_client_never_waits_for_the_timeout():
+    gated = Gated(hold=False)
 
     async def main():
-        batcher = Batcher(run_batch, ThreadPoolExecutor(num_threads), max_batch_size, timeout, num_threads)
+        b = batcher(gated, timeout=3600.0, num_threads=2)  # an hour: a request waiting for it would hang the test
+        answers = [await asyncio.wait_for(b.submit("a", i, 1), 60) for i in range(5)]
+        return b, answers
 
-        async def one(i, key, rows, delay):
-            await asyncio.sleep(delay)
-            return await batcher.submit(key, i, rows)
-
-        return await asyncio.gather(*(one(i, *r) for i, r in enumerate(requests)))
-
-    return asyncio.run(main()), calls
+    b, answers = asyncio.run(main())
+    assert answers == [f"answer {i}" for i in range(5)]
+    assert gated.calls == [[i] for i in range(5)] and b.calls == b.alone == 5
 
 
-def test_batches_close_when_full_or_timed_out_and_never_mix_keys():
-    answers, calls = run_batcher([("a", 1, 0)] * 6 + [("b", 1, 0)] + [("a", 3, 0)])
-    assert sorted(map(sorted, calls)) == [[0, 1, 2, 3], [4, 5], [6], [7]]  # 4 rows full; 2 + 3 > 4 rows: 7 alone
-    assert answers[0] == [0, 1, 2, 3] and answers[6] == [6]
+def test_requests_arriving_while_every_thread_is_busy_go_as_one_call():
+    gated = Gated()
+
+    async def main():
+        b = batcher(gated, num_threads=1)
+        first = asyncio.create_task(b.submit("a", 0, 1))
+        await gated.started(1)
+        rest = [asyncio.create_task(b.submit("a", i, 1)) for i in range(1, 9)]
+        await settle(b, 8)
+        assert len(gated.calls) == 1 and b.busy == 1  # they wait for the thread, however long the call takes
+        gated.release(0)
+        await gated.started(2)
+        gated.release(1)
+        return await asyncio.gather(first, *rest), b
+
+    answers, b = asyncio.run(main())
+    assert gated.calls == [[0], list(range(1, 9))] and b.alone == 1
+    assert answers == [f"answer {i}" for i in range(9)]
 
 
-def test_a_batch_that_times_out_while_the_worker_is_busy_keeps_filling():
-    # the first call holds the only worker for 0.8 s; requests arriving meanwhile form ONE batch, not several
-    requests = [("a", 1, 0)] + [("a", 1, 0.03 + 0.01 * i) for i in range(8)]
-    _, calls = run_batcher(requests, max_batch_size=32, timeout=0.005, work_seconds=0.8)
-    assert [len(c) for c in calls] == [1, 8]
+def test_with_a_thread_free_a_queue_goes_when_full_or_at_its_timeout_and_never_mixes_keys():
+    gated = Gated()
+
+    async def main():
+        b = batcher(gated, max_batch_size=4, num_threads=2)
+        tasks = [asyncio.create_task(b.submit("a", 0, 1))]
+        await gated.started(1)
+        # one thread free: a, a, b, then 3 rows of "a" that do not fit in its queue (2 + 3 > 4), which closes it and
+        # it starts on the free thread; a 1-row "a" fills the new queue (4 rows); both threads busy, two queues wait
+        for i, (key, rows) in enumerate([("a", 1), ("a", 1), ("b", 1), ("a", 3), ("a", 1)], start=1):
+            tasks.append(asyncio.create_task(b.submit(key, i, rows)))
+        await gated.started(2)
+        await settle(b, 3)
+        assert gated.calls == [[0], [1, 2]] and b.busy == 2
+        gated.release(0)  # the freed thread takes the oldest queue as it is
+        await gated.started(3)
+        gated.release(1)
+        await gated.started(4)
+        gated.release(2)
+        gated.release(3)
+        await asyncio.gather(*tasks)
+        # timeout 0 with a thread free: requests of one turn of the loop go together at the next turn
+        b0 = batcher(gated, timeout=0.0, num_threads=2)
+        tasks = [asyncio.create_task(b0.submit("a", 10, 1))]
+        await gated.started(5)
+        tasks += [asyncio.create_task(b0.submit("a", i, 1)) for i in (11, 12, 13)]
+        await gated.started(6)
+        for gate in gated.gates:
+            gate.set()
+        await asyncio.gather(*tasks)
+
+    asyncio.run(main())
+    assert gated.calls == [[0], [1, 2], [3], [4, 5], [10], [11, 12, 13]]
+
+
+def test_a_failing_call_fails_each_of_its_requests():
+    def run_batch(items):
+        raise RuntimeError("broken")
+
+    async def main():
+        b = batcher(run_batch)
+        return await asyncio.gather(*(b.submit("a", i, 1) for i in range(3)), return_exceptions=True)
+
+    assert [str(e) for e in asyncio.run(main())] == ["broken"] * 3
+
+
+def test_batching_is_the_default_and_can_be_turned_off():
+    parser = argparse.ArgumentParser()
+    add_serve_arguments(parser)
+    required = ["--model-name", "m", "--model-base-path", "b"]
+    assert parser.parse_args(required).enable_batching is True
+    assert parser.parse_args(required + ["--enable-batching"]).enable_batching is True
+    for off in (["--disable-batching"], ["--enable-batching=false"], ["--enable-batching", "false"]):
+        assert parser.parse_args(required + off).enable_batching is False, off
+    with pytest.raises(SystemExit):
+        parser.parse_args(required + ["--enable-batching=maybe"])
 
 
 @pytest.fixture(scope="module")
