@@ -24,6 +24,7 @@ def main(argv: list[str] | None = None) -> int:
     # Library chatter a user cannot act on: Keras on tf.data shuffling, TensorFlow deprecations inside tfx_bsl.
     warnings.filterwarnings("ignore", message="`shuffle=True` was passed")
     logging.getLogger("tensorflow").setLevel(logging.ERROR)
+    sys.stdout.reconfigure(line_buffering=True)  # progress lines show as they are printed, also through a pipe
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)

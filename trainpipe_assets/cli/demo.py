@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 from trainpipe_assets.cli.common import parse_date, use_instance_home
+from trainpipe_assets.cli.runs import code_location
 from trainpipe_assets.cli.runs import ingest_day as _ingest
 from trainpipe_assets.cli.runs import materialized as _materialized
 from trainpipe_assets.cli.runs import run_partition as _run_partition
@@ -30,12 +31,13 @@ SHOWN = {
 }
 
 
-def _train(defs, window_end: str, instance):
+def _train(location, window_end: str, instance):
     print(
         f"\ntraining_job for the window ending {window_end} "
-        "(schema -> transform -> tune -> train -> evaluate -> infra-validate -> push):"
+        "(schema -> transform -> tune -> train -> evaluate -> infra-validate -> push), step by step:",
+        flush=True,
     )
-    result, failures = _run_partition(defs, "training_job", window_end, instance)
+    result, failures = _run_partition(location, "training_job", window_end, instance)
     seconds = {
         e.step_key: e.event_specific_data.duration_ms / 1000
         for e in result.all_events
@@ -57,9 +59,9 @@ def _train(defs, window_end: str, instance):
     return result
 
 
-def _score_day(defs, day: str, instance) -> None:
+def _score_day(location, day: str, instance) -> None:
     print(f"\nbatch_inference_job for {day} (batch_predictions on Beam, serving_model_performance):")
-    result, failures = _run_partition(defs, "batch_inference_job", day, instance)
+    result, failures = _run_partition(location, "batch_inference_job", day, instance)
     mats = _materialized(result)
     if "batch_predictions" in mats:
         m = mats["batch_predictions"]
@@ -126,23 +128,27 @@ def run(args: argparse.Namespace) -> int:
     dagster_home = use_instance_home()
     from dagster import DagsterInstance
 
-    from trainpipe_assets.core.event_log import current_baseline
     from trainpipe_assets.core.settings import TrainpipeConfig
     from trainpipe_assets.data.sample_data import write_days
-    from trainpipe_assets.definitions import build_definitions
 
     trainpipe = TrainpipeConfig.from_env()
     end = args.end or dt.date.today() - dt.timedelta(days=1)
     paths = write_days(trainpipe.landing_dir, args.days, args.rows_per_day, end, args.seed)
-    defs = build_definitions(trainpipe)  # after the data landed: partitions_start: auto begins at its first day
     print(f"simulated {len(paths)} days x {args.rows_per_day} rows into {trainpipe.landing_dir}")
     instance = DagsterInstance.get()
+    with code_location(instance) as location:  # loaded after the data landed: partitions_start: auto begins there
+        return _run_demo(args, trainpipe, location, instance, dagster_home, end)
+
+
+def _run_demo(args, trainpipe, location, instance, dagster_home, end) -> int:
+    from trainpipe_assets.core.event_log import current_baseline
+
     days = [(end - dt.timedelta(days=i)).isoformat() for i in range(args.days - 1, -1, -1)]
     print("\ningest_job (examples -> statistics -> examples_valid) per day:")
-    ingested = all([_ingest(defs, trainpipe, day, instance) for day in days])
+    ingested = all([_ingest(location, trainpipe, day, instance) for day in days])
     # Two windows: the second model is evaluated against the first one, which is serving by then.
     for window_end in days[-2:] if len(days) > 1 else days:
-        _train(defs, window_end, instance)
+        _train(location, window_end, instance)
     serving = current_baseline(instance, trainpipe.serving_dir)
     name = trainpipe.settings.model_name
     print(
@@ -154,7 +160,7 @@ def run(args: argparse.Namespace) -> int:
         )
     )
     if serving:
-        _score_day(defs, days[-1], instance)
+        _score_day(location, days[-1], instance)
         request = _write_predict_request(trainpipe, days[-1])
         served = _ask_a_server(name, trainpipe.serving_dir, request)
         print(

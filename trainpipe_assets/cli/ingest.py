@@ -15,21 +15,19 @@ def run(args: argparse.Namespace) -> int:
     use_instance_home()
     from dagster import DagsterInstance
 
-    from trainpipe_assets.cli.runs import ingest_day
+    from trainpipe_assets.cli.runs import code_location, ingest_day
     from trainpipe_assets.core.settings import TrainpipeConfig
-    from trainpipe_assets.definitions import build_definitions
 
     if args.to < args.start:
         raise ValueError(f"--to {args.to} is before --from {args.start}")
     trainpipe = TrainpipeConfig.from_env()
-    defs = build_definitions(trainpipe)
     days = [(args.start + dt.timedelta(days=i)).isoformat() for i in range((args.to - args.start).days + 1)]
     print(f"ingest_job for {len(days)} days, {days[0]} .. {days[-1]} (examples -> statistics -> examples_valid):")
     failed = []
-    with DagsterInstance.get() as instance:
+    with DagsterInstance.get() as instance, code_location(instance) as location:
         for day in days:
             started = time.perf_counter()
-            if not ingest_day(defs, trainpipe, day, instance, seconds=lambda: time.perf_counter() - started):
+            if not ingest_day(location, trainpipe, day, instance, seconds=lambda: time.perf_counter() - started):
                 failed.append(day)
     print(
         f"{len(days) - len(failed)} of {len(days)} days ingested and valid" + (f"; failed: {failed}" if failed else "")

@@ -5,9 +5,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-from dagster import AssetKey, DagsterInstance
+from dagster import AssetKey, DagsterInstance, RunsFilter
 
 from trainpipe_assets.cli import main
+from trainpipe_assets.cli.runs import code_location
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -56,6 +57,21 @@ def test_demo_then_history_and_the_ci_command_on_the_same_event_log(tmp_path, mo
     assert re.search(r"infra_validation \([\d.]+ s\): infra_blessed=True", demo.stdout)  # each step timed
     assert "batch_predictions: " in demo.stdout and "serving_model_performance: version" in demo.stdout
     assert ':predict with 3 raw eval examples -> HTTP 200 {"predictions": [[' in demo.stdout
+
+    assert re.search(r"\n    trained_model done in [\d.]+ s\n", demo.stdout)  # each step as it finishes
+    # The runs were made through the code location, as the UI makes them: on the Overview timeline (the repository
+    # label), with the job snapshot the UI loads now (so "Re-execute" does not warn of another version).
+    monkeypatch.setenv("TRAINPIPE_HOME", env["TRAINPIPE_HOME"])
+    monkeypatch.setenv("TRAINPIPE_CONFIG", env["TRAINPIPE_CONFIG"])
+    with DagsterInstance.from_config(str(tmp_path / "dagster")) as instance, code_location(instance) as location:
+        runs = instance.get_runs()
+        assert {r.job_name for r in runs} == {"ingest_job", "training_job", "batch_inference_job"}
+        labelled = instance.get_runs(RunsFilter(tags={".dagster/repository": "__repository__@trainpipe_assets"}))
+        assert len(labelled) == len(runs)
+        repository = next(iter(location.get_repositories().values()))
+        for r in runs:
+            assert r.job_snapshot_id == repository.get_full_job(r.job_name).identifying_job_snapshot_id, r.job_name
+            assert r.remote_job_origin.location_name == "trainpipe_assets"
 
     history = run([str(bin_dir / "trainpipe"), "history", "--json"], env)
     assert history.returncode == 0, history.stderr[-2000:]
