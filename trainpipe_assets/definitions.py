@@ -16,6 +16,7 @@ from trainpipe_assets.deploy.bulk_inferrer import batch_predictions
 from trainpipe_assets.deploy.infra_validator import infra_blessed, infra_validation
 from trainpipe_assets.deploy.monitoring import serving_model_performance
 from trainpipe_assets.deploy.pusher import pushed_model
+from trainpipe_assets.deploy.served_traffic import served_traffic
 from trainpipe_assets.model.evaluator import model_blessed, model_evaluation
 from trainpipe_assets.model.trainer import trained_model
 from trainpipe_assets.model.transform import transform_graph
@@ -39,6 +40,7 @@ ASSETS = (
     pushed_model,
     batch_predictions,
     serving_model_performance,
+    served_traffic,
 )
 CHECKS = (examples_valid, model_blessed, infra_blessed)
 

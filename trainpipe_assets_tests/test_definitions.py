@@ -18,6 +18,7 @@ def test_definitions_load_with_every_asset_check_job_and_sensor():
         "pushed_model",
         "batch_predictions",
         "serving_model_performance",
+        "served_traffic",
     }
     assert sorted(c.name for c in graph.asset_check_keys) == ["examples_valid", "infra_blessed", "model_blessed"]
     assert defs.resolve_sensor_def("new_data_sensor").job_name == "ingest_job"
@@ -45,9 +46,12 @@ def test_jobs_select_their_assets():
         AssetKey("batch_predictions"),
         AssetKey("serving_model_performance"),
     }
+    traffic = defs.resolve_job_def("served_traffic_job")
+    assert traffic.asset_layer.executable_asset_keys == {AssetKey("served_traffic")}
     assert (
         ingest.partitions_def is not None and training.partitions_def == ingest.partitions_def == batch.partitions_def
     )
+    assert traffic.partitions_def == ingest.partitions_def
 
 
 def test_executors_fit_the_shape_of_each_job():

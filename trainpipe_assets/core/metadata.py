@@ -52,6 +52,10 @@ METRICS = "metrics"  # JSON {name: value}
 DEGRADED = "degraded"
 DEGRADATION_REASONS = "degradation_reasons"  # JSON [reason]
 
+# served_traffic
+LIVE_METRICS = "live_metrics"  # JSON {version: {name: value}} on captured requests whose labels arrived
+MAX_SKEW = "max_skew"  # the largest skew of a served feature from the serving model's training window
+
 
 PREVIEW_CHARS = 200  # text that comes from the data is cut to this in messages and metadata (never in rejected.csv)
 

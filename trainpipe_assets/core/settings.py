@@ -160,6 +160,20 @@ class MonitoringSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
     floors: dict[MetricName, float] = Field(default_factory=dict)  # loss: a ceiling
     max_drop: dict[MetricName, float] = Field(default_factory=dict)
+    # served_traffic: a day whose served features are skewed from the serving model's training window by more than
+    # this (L-infinity, Jensen-Shannon or missing-rate change, each in [0, 1]) counts as degraded; empty: never.
+    max_serving_skew: Optional[float] = Field(None, gt=0, le=1)
+
+
+class ServingSettings(BaseModel):
+    """Traffic capture as `trainpipe serve --capture-dir` writes it (read by served_traffic), and the labels that
+    arrive for captured requests later. Relative paths are resolved against TRAINPIPE_HOME."""
+
+    model_config = ConfigDict(extra="forbid")
+    capture_dir: str = "capture"
+    # A folder of CSV (header request_id,label[,index]) or JSONL ({"request_id", "label"[, "index"]}) files; index is
+    # the row's position in a request of several rows (default 0). Empty: no labels.
+    capture_labels: Optional[str] = None
 
 
 class PipelineSettings(BaseModel):
@@ -194,6 +208,7 @@ class PipelineSettings(BaseModel):
     infra_validation: InfraValidationSettings = Field(default_factory=InfraValidationSettings)
     batch_inference: BatchInferenceSettings = Field(default_factory=BatchInferenceSettings)
     monitoring: MonitoringSettings = Field(default_factory=MonitoringSettings)
+    serving: ServingSettings = Field(default_factory=ServingSettings)
 
     @field_validator("evaluation")
     @classmethod
@@ -290,6 +305,20 @@ class TrainpipeConfig(ConfigurableResource):
     @property
     def schema_file(self) -> Optional[Path]:
         return self._relative_to_config(self.settings.schema_file)
+
+    def _relative_to_home(self, value: str) -> Path:
+        p = Path(value).expanduser()
+        return p if p.is_absolute() else Path(self.home) / p
+
+    @property
+    def capture_dir(self) -> Path:
+        """Where `trainpipe serve --capture-dir` writes captured traffic: `<capture_dir>/<model_name>/<day>.*.jsonl`."""
+        return self._relative_to_home(self.settings.serving.capture_dir)
+
+    @property
+    def capture_labels_dir(self) -> Optional[Path]:
+        labels = self.settings.serving.capture_labels
+        return self._relative_to_home(labels) if labels else None
 
     @property
     def serving_dir(self) -> Path:

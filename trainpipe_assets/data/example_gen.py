@@ -107,7 +107,12 @@ def build_split_records(trainpipe: TrainpipeConfig, day: dt.date) -> tuple[Split
     code_version="examples-v2",  # v2: non-finite FLOATs and out-of-range numbers are rejected
 )
 def examples(context: AssetExecutionContext, trainpipe: TrainpipeConfig) -> Output[SplitRecords]:
-    """TFX ExampleGen: the day's CSV rows as gzipped tf.Example TFRecords in Split-train/ and Split-eval/."""
+    """TFX ExampleGen: the day's CSV rows as gzipped tf.Example TFRecords in Split-train/ and Split-eval/.
+
+    To ingest a day from the UI, launch **ingest_job** (Jobs > ingest_job > Materialize, pick the day): it runs
+    examples, statistics and the blocking examples_valid check together, and only its successful runs count for
+    retrain_on_new_data_sensor. Materializing this asset alone validates nothing, and a training window does not
+    use a day until its examples_valid check has passed."""
     day = dt.date.fromisoformat(context.partition_key)
     try:
         split_records, facts = build_split_records(trainpipe, day)

@@ -1,6 +1,8 @@
 """`serving_model_performance`: evaluation after deployment. The model that was serving on a labelled day is scored
 on that day's examples and held against the monitoring floors and its own evaluation-time metrics; `degraded`
-makes retrain_on_degradation_sensor request a retrain."""
+makes retrain_on_degradation_sensor request a retrain. When served_traffic has live metrics of that version for the
+day (captured requests whose labels arrived), they are held against the same floors too, and they are the day's
+metrics when its examples carry no labels."""
 
 import datetime as dt
 import json
@@ -8,7 +10,15 @@ from dataclasses import dataclass
 from typing import Optional
 
 import numpy as np
-from dagster import AssetExecutionContext, AssetKey, AssetRecordsFilter, DagsterInstance, MetadataValue, Output
+from dagster import (
+    AssetExecutionContext,
+    AssetKey,
+    AssetRecordsFilter,
+    DagsterInstance,
+    Failure,
+    MetadataValue,
+    Output,
+)
 
 from trainpipe_assets.core import metadata as md
 from trainpipe_assets.core.artifacts import Examples, ServingPerformance
@@ -30,6 +40,10 @@ TREND_DAYS = 14
 END_OF_DAY = "serving at the end of the day"
 EXAMPLES_MATERIALIZED = "serving when the day's examples were materialized (the day ended before the first push)"
 SERVING_NOW = "serving now (the day ended before the first push and its examples were materialized before it too)"
+
+# metrics_source: what the day's metrics were computed on.
+FROM_EXAMPLES = "the day's labelled examples, scored"
+FROM_CAPTURE = "captured traffic whose labels arrived (served_traffic), as served"
 
 
 @dataclass(frozen=True)
@@ -80,7 +94,7 @@ def _examples_time(instance: DagsterInstance, day: str) -> Optional[dt.datetime]
     return dt.datetime.fromtimestamp(records[0].timestamp, dt.timezone.utc) if records else None
 
 
-def _pushed_by(instance: DagsterInstance, version: int) -> Optional[dict]:
+def pushed_by(instance: DagsterInstance, version: int) -> Optional[dict]:
     """The model-history row of the training run that pushed `version` first (its evaluation and training days)."""
     rows = [r for r in model_history(instance, limit=1000) if r["pushed_version"] == version and r["eval_metrics"]]
     return rows[-1] if rows else None
@@ -98,6 +112,17 @@ def _labelled(serialized: list[bytes], settings, day: str, transform_graph_uri) 
     kept = [serialized[i] for i in keep]
     labels, _ = eval_labels(kept, decode_examples(kept), settings, transform_graph_uri)
     return kept, labels
+
+
+def served_live_metrics(instance: DagsterInstance, day: str, version: int) -> Optional[dict]:
+    """`version`'s live metrics on the day's captured traffic whose labels arrived (served_traffic's latest
+    materialization of the day), None when there are none."""
+    records = instance.fetch_materializations(
+        AssetRecordsFilter(AssetKey("served_traffic"), asset_partitions=[day]), limit=1
+    ).records
+    live = md.value(records[0].asset_materialization.metadata, md.LIVE_METRICS, {}) if records else {}
+    found = (live or {}).get(str(version))
+    return found if found and found.get("example_count") else None
 
 
 def trend_markdown(instance: DagsterInstance, asset_key: AssetKey, day: str, current: dict, names: list[str]) -> str:
@@ -154,7 +179,7 @@ def serving_model_performance(
     if not (model_dir / "saved_model.pb").is_file():
         raise fail(f"version {choice.version} ({choice.basis}) is gone from {model_dir}: cannot score {day}")
 
-    pushed = _pushed_by(instance, choice.version)
+    pushed = pushed_by(instance, choice.version)
     at_evaluation = {k: v for k, v in (pushed["eval_metrics"] if pushed else {}).items() if k in names}
     notes = (
         [f"no evaluation of version {choice.version} in the event log: max_drop not checked"]
@@ -166,13 +191,27 @@ def serving_model_performance(
     splits = ["eval"] if trained_on_day else examples.splits
     # The version's own transform graph, from its training run's lineage, for a transformed evaluation.label_key.
     graph = (pushed or {}).get("lineage", {}).get("transform_graph")
-    serialized, labels = _labelled(
-        read_records([p for s in splits for p in examples.file_patterns[s]]), settings, day, graph
-    )
-    raw_scores = score_serialized(model_dir, serialized, settings.evaluation.prediction_key)
-    scores, _ = as_probabilities(raw_scores, settings.evaluation.output)
-    metrics = compute_metrics(labels, scores, names)
-    reasons = degradation(metrics, at_evaluation, monitoring.floors, monitoring.max_drop)
+    live = served_live_metrics(instance, day, choice.version)
+    try:
+        serialized, labels = _labelled(
+            read_records([p for s in splits for p in examples.file_patterns[s]]), settings, day, graph
+        )
+    except Failure as e:
+        if live is None:
+            raise
+        serialized, labels = None, None  # the day's examples carry no labels: captured traffic's live metrics count
+        notes.append(f"the day's examples were not scored ({e.description}): its metrics are captured traffic's")
+    if serialized is not None:
+        raw_scores = score_serialized(model_dir, serialized, settings.evaluation.prediction_key)
+        scores, _ = as_probabilities(raw_scores, settings.evaluation.output)
+        metrics, source = compute_metrics(labels, scores, names), FROM_EXAMPLES
+        reasons = degradation(metrics, at_evaluation, monitoring.floors, monitoring.max_drop)
+    else:
+        metrics, source, splits, reasons = live, FROM_CAPTURE, [], []
+    if live is not None:
+        live_reasons = degradation(live, at_evaluation, monitoring.floors, monitoring.max_drop)
+        reasons += [f"on captured traffic ({int(live['example_count'])} labelled rows): {r}" for r in live_reasons]
+    rows = len(serialized) if serialized is not None else int(live["example_count"])
 
     step = Step(context, trainpipe, CODE_VERSION)
     staging = step.staging
@@ -182,8 +221,10 @@ def serving_model_performance(
         "serving_basis": choice.basis,
         "serving_path": str(model_dir),
         "splits": splits,
-        "rows": len(serialized),
+        "rows": rows,
         "metrics": metrics,
+        "metrics_source": source,
+        "live_metrics": live,
         "evaluation_metrics": at_evaluation,
         "evaluation_run_id": pushed and pushed["run_id"],
         "floors": monitoring.floors,
@@ -207,8 +248,11 @@ def serving_model_performance(
             md.MODEL_VERSION: choice.version,
             "serving_basis": choice.basis,
             "serving_path": MetadataValue.path(str(model_dir)),
-            "rows": len(serialized),
+            "rows": rows,
             "splits": MetadataValue.json(splits),
+            "metrics_source": source,
+            **({md.LIVE_METRICS: MetadataValue.json(live)} if live is not None else {}),
+            **{f"live_{k}": v for k, v in (live or {}).items() if v is not None and k in names},
             md.DEGRADED: bool(reasons),
             "reasons": MetadataValue.md("\n".join(f"- {r}" for r in reasons) or "- none"),
             md.DEGRADATION_REASONS: MetadataValue.json(reasons),

@@ -25,6 +25,7 @@ TRAINING_ASSETS = (
     "pushed_model",
 )
 BATCH_INFERENCE_ASSETS = ("batch_predictions", "serving_model_performance")
+SERVED_TRAFFIC_ASSETS = ("served_traffic",)
 DEFAULT_QUEUE = "dagster"  # dagster-celery's default queue
 QUEUE_TAG = "dagster-celery/queue"
 
@@ -88,5 +89,13 @@ def build_jobs(execution: ExecutionSettings) -> list:
             description="One day scored by the deployed model: batch_predictions (TFX BulkInferrer, the model serving "
             "now) and serving_model_performance (the model serving that day against the monitoring floors, for "
             "labelled days).",
+        ),
+        define_asset_job(
+            "served_traffic_job",
+            selection=AssetSelection.assets(*SERVED_TRAFFIC_ASSETS),
+            executor_def=chosen or in_process_executor,
+            description="One day of captured traffic (trainpipe serve --capture-dir): served_traffic, the served "
+            "features' skew from the serving model's training window, its predictions and live metrics. Run it "
+            "before batch_inference_job for serving_model_performance to count the live metrics.",
         ),
     ]

@@ -1,4 +1,5 @@
-"""TF Serving's REST API (status, metadata, :predict, :classify, :regress) over a ModelStore, on starlette + uvicorn.
+"""TF Serving's REST API (status, metadata, :predict, :classify, :regress) over the models of a ModelRegistry, on
+starlette + uvicorn, and (with a gRPC port) TF Serving's gRPC API beside it on the same event loop (grpc_service.py).
 JSON in, JSON out; every error under /v1/models/ is JSON {"error": ...} with TF Serving's status code. A bad request
 (bad JSON, JSON nested deeper than MAX_JSON_DEPTH, a field of the wrong type, too many rows, a body too big or too
 slow) is a 4xx naming what is wrong and is not logged; only a real 500 logs its traceback.
@@ -8,16 +9,20 @@ labels_error) and the last good value read from it stays in force (see model_sto
 routes that follow the pin (/metadata, :predict, :classify, :regress without /versions/ or /labels/) answer 503
 naming the file and the fix, rather than serve the highest version: that would silently undo a rollback. Routes
 naming a version keep answering; so does the status route, which lists every loaded version (as TF Serving's)
-whatever the pin. Label routes answer 503 the same way while the labels file has never been read well."""
+whatever the pin. Label routes answer 503 the same way while the labels file has never been read well.
+
+With a capture, every :predict, :classify and :regress answered is offered to it (it samples); its request id (the
+client's x-request-id header, else a new one) is sent back in the x-request-id header."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import os
 import re
-import threading
+import socket
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -31,13 +36,14 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from trainpipe_assets.serving.batching import Batcher
+from trainpipe_assets.serving.capture import REQUEST_ID_HEADER, new_request_id
 from trainpipe_assets.serving.codec import (
     MAX_JSON_DEPTH,
     ApiError,
     ApiJSONResponse,
     nested_deeper_than,
-    signature_json,
 )
+from trainpipe_assets.serving.messages import metadata_json, metadata_response, status_json, status_response
 from trainpipe_assets.serving.metrics import Metrics
 from trainpipe_assets.serving.model_store import LoadedVersion, ModelStore
 from trainpipe_assets.serving.predict import (
@@ -48,6 +54,7 @@ from trainpipe_assets.serving.predict import (
     run_alone,
     run_merged,
 )
+from trainpipe_assets.serving.registry import ModelRegistry
 
 # One regex rather than starlette routes: starlette's {name} also matches ":predict", and a path or method that is
 # not TF Serving's must still get a JSON 404 (starlette would answer a plain-text 404 or 405).
@@ -76,34 +83,18 @@ class BatchingOptions:
     num_batch_threads: int = os.cpu_count() or 1
 
 
-def resolve(store: ModelStore, match: re.Match) -> LoadedVersion:
+@dataclass(frozen=True)
+class GrpcOptions:
+    """Where the gRPC API listens (--grpc-port); reuse_port for --workers, which share it."""
+
+    host: str = "127.0.0.1"
+    port: int = 8500
+    reuse_port: bool = False
+
+
+def resolve(registry: ModelRegistry, match: re.Match) -> LoadedVersion:
     """The version a path names: /versions/N, /labels/L, or (neither) the one serving."""
-    if match["name"] != store.name:
-        raise ApiError(404, f"model {match['name']!r} not found (serving {store.name!r})")
-    versions = store.versions()
-    if match["label"]:
-        problem = store.labels_problem()
-        if problem:
-            raise ApiError(503, f"labels cannot be resolved: {problem}")
-        labels = store.labels()
-        if match["label"] not in labels:
-            raise ApiError(404, f"label {match['label']!r} not found (labels: {sorted(labels)})")
-        version = labels[match["label"]]
-    elif match["version"]:
-        version = int(match["version"])
-    else:
-        serving = store.serving()
-        if serving is None:
-            problem = store.pin_problem()
-            if problem:
-                raise ApiError(503, f"the rollback pin cannot be read: {problem}")
-            raise ApiError(503, f"no version of {store.name!r} is loaded yet")
-        return serving
-    if version not in versions:
-        if not versions:
-            raise ApiError(503, f"no version of {store.name!r} is loaded yet")
-        raise ApiError(404, f"version {version} of {store.name!r} not found (loaded: {sorted(versions)})")
-    return versions[version]
+    return registry.resolve(match["name"], int(match["version"]) if match["version"] else None, match["label"])
 
 
 async def read_body(request: Request, max_body_bytes: int) -> bytes:
@@ -144,28 +135,22 @@ async def read_json(request: Request, limits: Limits) -> dict:
     return body
 
 
-def metadata(store: ModelStore, loaded: LoadedVersion) -> dict:
-    signatures = {k: signature_json(v, loaded.methods.get(k)) for k, v in loaded.model.signatures.items()}
-    return {
-        "model_spec": {"name": store.name, "signature_name": "", "version": str(loaded.version)},
-        "metadata": {"signature_def": {"signature_def": signatures}},
-    }
+def status(registry: ModelRegistry, match: re.Match) -> dict:
+    version = int(match["version"]) if match["version"] else None
+    return status_json(status_response(registry.status_versions(match["name"], version, match["label"])))
 
 
-def status(store: ModelStore, match: re.Match) -> dict:
-    if match["version"] or match["label"]:
-        versions = [resolve(store, match)]
-    else:
-        versions = sorted(store.versions().values(), key=lambda v: -v.version)
-    if not versions:
-        raise ApiError(503, f"no version of {store.name!r} is loaded yet")
-    ok = {"error_code": "OK", "error_message": ""}
-    return {"model_version_status": [{"version": str(v.version), "state": "AVAILABLE", "status": ok} for v in versions]}
-
-
-def build_app(store: ModelStore, limits: Limits = Limits(), batching: Optional[BatchingOptions] = None) -> Starlette:
+def build_app(
+    models: ModelRegistry | ModelStore,
+    limits: Limits = Limits(),
+    batching: Optional[BatchingOptions] = None,
+    grpc: Optional[GrpcOptions] = None,
+    capture=None,
+) -> Starlette:
     """Model calls run on worker threads, never on the event loop, so concurrent requests overlap. With batching,
-    :predict requests are merged per LoadedVersion + signature (a hot swap leaves queued requests on their version)."""
+    :predict requests (REST and gRPC alike) are merged per LoadedVersion + signature (a hot swap leaves queued
+    requests on their version). With `grpc`, the gRPC API starts and stops with the app (its lifespan)."""
+    registry = models if isinstance(models, ModelRegistry) else ModelRegistry([models])
     metrics = Metrics()
     executor = ThreadPoolExecutor(
         batching.num_batch_threads if batching else os.cpu_count(), thread_name_prefix="model"
@@ -184,9 +169,12 @@ def build_app(store: ModelStore, limits: Limits = Limits(), batching: Optional[B
         metrics.observe_batch(call.rows or 1)
         return await asyncio.get_running_loop().run_in_executor(executor, run_alone, call)
 
+    async def in_executor(fn, *args):
+        return await asyncio.get_running_loop().run_in_executor(executor, fn, *args)
+
     async def models(request: Request):
         started = time.perf_counter()
-        route, code = "status", 200
+        route, code, headers = "status", 200, None
         try:
             match = MODEL_PATH.match(request.path_params["rest"])
             if not match:
@@ -196,60 +184,71 @@ def build_app(store: ModelStore, limits: Limits = Limits(), batching: Optional[B
                 route = suffix.lstrip(":") or "post"
                 if suffix not in (":predict", ":classify", ":regress"):
                     raise ApiError(404, f"no such route: POST {request.url.path}")
+                request_id = request.headers.get(REQUEST_ID_HEADER) or new_request_id()
+                headers = {REQUEST_ID_HEADER: request_id}
                 body = await read_json(request, limits)
-                loaded = resolve(store, match)
+                loaded = resolve(registry, match)
                 if suffix == ":predict":
                     call = parse_predict(loaded, body, limits.max_instances)
                     payload = predict_response(call, await run_predict(call))
                 else:
-                    payload = await asyncio.get_running_loop().run_in_executor(
-                        executor, classify_or_regress, loaded, body, suffix[1:], limits.max_instances
-                    )
+                    payload = await in_executor(classify_or_regress, loaded, body, suffix[1:], limits.max_instances)
+                if capture is not None:
+                    signature = body.get("signature_name") or "serving_default"
+                    capture.record(match["name"], loaded.version, signature, route, body, payload, request_id)
             elif suffix == "/metadata":
                 route = "metadata"
-                payload = metadata(store, resolve(store, match))
+                payload = metadata_json(metadata_response(match["name"], resolve(registry, match)))
             elif suffix:
                 raise ApiError(404, f"no such route: GET {request.url.path}")
             else:
-                payload = status(store, match)
-            return ApiJSONResponse(payload)
+                payload = status(registry, match)
+            return ApiJSONResponse(payload, headers=headers)
         except ApiError as e:
             code = e.status
             # a body not (all) read: close rather than leave the rest to be read and thrown away
-            close = {"connection": "close"} if e.status in (408, 413) else None
-            return ApiJSONResponse({"error": e.message}, status_code=e.status, headers=close)
+            close = {"connection": "close"} if e.status in (408, 413) else {}
+            return ApiJSONResponse({"error": e.message}, status_code=e.status, headers={**(headers or {}), **close})
         except Exception as e:  # a bug or an unexpected TensorFlow error: still JSON, and counted as a 500
             code = 500
             logging.getLogger(__name__).exception("%s %s failed", request.method, request.url.path)
-            return ApiJSONResponse({"error": f"internal error: {type(e).__name__}: {str(e)[:300]}"}, status_code=500)
+            error = {"error": f"internal error: {type(e).__name__}: {str(e)[:300]}"}
+            return ApiJSONResponse(error, status_code=500, headers=headers)
         finally:
             metrics.observe(route, code, time.perf_counter() - started)
 
     async def healthz(request: Request):
-        """200 while a version is loaded (so while some route answers), with what the pin picks (serving_version,
-        None if the pin was never read well) and any problem: versions that failed to load, pin_error, labels_error.
-        Reads only what the store holds in memory, so it cannot fail on a file."""
-        serving, versions = store.serving(), store.versions()
-        pin_error, labels_error = store.pin_error, store.labels_error
-        status = "loading" if not versions else "ok" if serving and not (pin_error or labels_error) else "degraded"
-        body = {"status": status, "serving_version": serving and serving.version}
-        if store.errors:  # versions that failed to load, e.g. for the infra validator to stop waiting
-            body["errors"] = {str(v): e for v, e in dict(store.errors).items()}
-        if pin_error:
-            body["pin_error"] = pin_error
-        if labels_error:
-            body["labels_error"] = labels_error
-        return ApiJSONResponse(body, status_code=200 if versions else 503)
+        """200 while every model has a version loaded, with what the pin picks and any problem (see
+        ModelRegistry.health). Reads only what the stores hold in memory, so it cannot fail on a file."""
+        ready, body = registry.health()
+        return ApiJSONResponse({**body, "pid": os.getpid()}, status_code=200 if ready else 503)
 
     async def prometheus(request: Request):
-        return Response(metrics.render(store), media_type=CONTENT_TYPE_LATEST)
+        return Response(metrics.render(registry, capture), media_type=CONTENT_TYPE_LATEST)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app):
+        server = None
+        if grpc is not None:  # imported only then: grpc and TF Serving's protos are not needed otherwise
+            from trainpipe_assets.serving.grpc_service import Backend, start_grpc_server
+
+            backend = Backend(registry, limits.max_instances, metrics, run_predict, in_executor, capture)
+            server = await start_grpc_server(backend, grpc.host, grpc.port, limits.max_body_bytes, grpc.reuse_port)
+        try:
+            yield
+        finally:
+            if server is not None:
+                await server.stop(grace=5)
+            if capture is not None:  # here, not after uvicorn returns: on SIGTERM it re-raises the signal and dies
+                await asyncio.to_thread(capture.close)
 
     return Starlette(
         routes=[
             Route("/v1/models/{rest:path}", models, methods=["GET", "POST"]),
             Route("/healthz", healthz),
             Route("/metrics", prometheus),
-        ]
+        ],
+        lifespan=lifespan,
     )
 
 
@@ -262,17 +261,36 @@ def serve(
     labels_file: Optional[Path] = None,
     limits: Limits = Limits(),
     batching: Optional[BatchingOptions] = None,
+    sock: Optional[socket.socket] = None,
+    *,
+    registry: Optional[ModelRegistry] = None,
+    config_poll_seconds: float = 0.0,
+    grpc: Optional[GrpcOptions] = None,
+    capture=None,
 ) -> None:
+    """Serve until stopped, on (host, port) or on `sock`, a listening socket (a --workers worker's). The models:
+    `registry` (from a model config file, reread every config_poll_seconds if more than 0), else `name` at `base`
+    with every version and `labels_file`. With `grpc`, the gRPC API too; with `capture`, closed on the way out."""
     import uvicorn
 
     from trainpipe_assets.serving.timeouts import guarded_protocol
 
-    store = ModelStore(name, base, labels_file)
-    threading.Thread(target=lambda: (store.refresh(), store.watch(poll_seconds)), daemon=True).start()
-    uvicorn.run(
-        build_app(store, limits, batching),
+    registry = registry or ModelRegistry([ModelStore(name, base, labels_file)])
+    registry.start(poll_seconds, config_poll_seconds)
+    config = uvicorn.Config(
+        build_app(registry, limits, batching, grpc, capture),
         host=host,
         port=port,
         log_level="warning",
         http=guarded_protocol(limits.header_timeout_seconds, limits.body_timeout_seconds),
     )
+    server = uvicorn.Server(config)
+    try:
+        server.run(sockets=[sock] if sock else None)
+    except KeyboardInterrupt:  # uvicorn re-raises the Ctrl-C it shut down on; uvicorn.run() swallows it the same way
+        pass
+    finally:
+        if capture is not None:
+            capture.close()
+    if not server.started:  # e.g. the gRPC port taken: uvicorn logged why and returned
+        raise SystemExit(1)

@@ -1,5 +1,7 @@
-"""The REST API's JSON conventions, as TF Serving's: errors as {"error": ...} with a status, bytes as {"b64": ...},
-features of :classify / :regress as tf.Examples, signatures described as in GetModelMetadata. No pickle anywhere.
+"""The REST API's JSON conventions, as TF Serving's (tensorflow_serving/util/json_tensor.cc): errors as {"error": ...}
+with a status, bytes in requests as {"b64": ...}, features of :classify / :regress as tf.Examples. Outputs: a string
+tensor is written {"b64": ...} only when its name ends in "_bytes", else as a plain (UTF-8) string; a float32 is written
+with the fewest digits that read back as the same float32 (0.3, not 0.30000001192092896). No pickle anywhere.
 Non-finite floats are written NaN, Infinity and -Infinity, as TF Serving writes them (and Python's json reads them)."""
 
 from __future__ import annotations
@@ -62,13 +64,25 @@ def decode_b64(value: Any) -> Any:
     return value
 
 
-def encode_b64(value: Any) -> Any:
-    """An output (from numpy's tolist()) made JSON: bytes, however deeply nested in lists, as {"b64": ...}."""
+def _map_bytes(value: Any, convert) -> Any:
     if isinstance(value, bytes):
-        return {"b64": base64.b64encode(value).decode()}
+        return convert(value)
     if isinstance(value, list):
-        return [encode_b64(v) for v in value]
+        return [_map_bytes(v, convert) for v in value]
     return value
+
+
+def json_tensor(name: str, array: Any) -> Any:
+    """An output tensor (numpy) as TF Serving's JSON writes it; `name` is the output's key in the signature."""
+    import numpy as np
+
+    if array.dtype.kind in "OS":  # tf.string
+        if name.endswith("_bytes"):
+            return _map_bytes(array.tolist(), lambda b: {"b64": base64.b64encode(b).decode()})
+        return _map_bytes(array.tolist(), lambda b: b.decode("utf-8", "replace"))
+    if array.dtype == np.float32:  # numpy's str() of a float32 is its shortest round-trip form, as TF Serving's
+        return array.astype(str).astype(np.float64).tolist()
+    return array.tolist()
 
 
 def serialize_example(features: dict) -> bytes:
@@ -98,20 +112,3 @@ def serialize_example(features: dict) -> bytes:
         except ValueError as e:  # e.g. an integer out of int64's range
             raise ApiError(400, f"feature {key!r}: {e}")
     return example.SerializeToString()
-
-
-def signature_json(signature, method_name: str) -> dict:
-    """One signature as TF Serving's metadata describes it (a SignatureDef as JSON); method_name comes from
-    saved_model.pb, since a loaded signature does not carry it."""
-
-    def spec(s) -> dict:
-        dims = [{"size": str(-1 if d is None else d)} for d in s.shape]
-        return {
-            "dtype": f"DT_{s.dtype.name.upper()}",
-            "tensor_shape": {"dim": dims, "unknown_rank": False},
-            "name": s.name or "",
-        }
-
-    inputs = {k: spec(v) for k, v in signature.structured_input_signature[1].items()}
-    outputs = {k: spec(v) for k, v in signature.structured_outputs.items()}
-    return {"inputs": inputs, "outputs": outputs, "method_name": method_name or "tensorflow/serving/predict"}

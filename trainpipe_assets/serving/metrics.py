@@ -6,9 +6,11 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily
+from prometheus_client.registry import Collector
 
 if TYPE_CHECKING:
-    from trainpipe_assets.serving.model_store import ModelStore
+    from trainpipe_assets.serving.registry import ModelRegistry
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
@@ -19,7 +21,10 @@ class Metrics:
         self.registry = CollectorRegistry()
         # prometheus_client appends _total to a counter's name: this exposes trainpipe_requests_total
         self.requests = Counter(
-            "trainpipe_requests", "requests by route and status code", ("route", "code"), registry=self.registry
+            "trainpipe_requests",
+            "requests by route and status code; gRPC calls by method (Predict, ...) and code name (OK, NOT_FOUND, ...)",
+            ("route", "code"),
+            registry=self.registry,
         )
         self.request_seconds = Histogram(
             "trainpipe_request_seconds",
@@ -46,8 +51,15 @@ class Metrics:
             ("model", "file"),
             registry=self.registry,
         )
+        self.config_error = Gauge(
+            "trainpipe_model_config_error",
+            "1 while the --model-config-file cannot be read or parsed (the last good config stays in force)",
+            registry=self.registry,
+        )
+        self.capture = None  # the capture whose dropped count is exposed, set by render()
+        self.registry.register(_CaptureDropped(self))
 
-    def observe(self, route: str, code: int, seconds: float) -> None:
+    def observe(self, route: str, code: int | str, seconds: float) -> None:
         self.requests.labels(route, str(code)).inc()
         self.request_seconds.observe(seconds)
 
@@ -57,13 +69,36 @@ class Metrics:
     def observe_fallback(self) -> None:
         self.fallbacks.inc()
 
-    def render(self, store: ModelStore) -> bytes:
-        """The Prometheus text exposition of every metric; the serving version is read from the store now, so it
-        follows a pin or a new version without anyone having to report it. Reads only what the store holds in
-        memory, so it cannot fail on a file: a broken PINNED file is a file error here (and the serving version -1 if
-        no good pin was ever read, as nothing then answers requests without a version)."""
-        serving = store.serving()
-        self.serving_version.labels(store.name).set(serving.version if serving else -1)
-        self.file_errors.labels(store.name, "pin").set(1 if store.pin_error else 0)
-        self.file_errors.labels(store.name, "labels").set(1 if store.labels_error else 0)
+    def render(self, models: ModelRegistry, capture=None) -> bytes:
+        """The Prometheus text exposition of every metric; the serving versions are read from the stores now, so they
+        follow a pin or a new version (or model) without anyone having to report it. Reads only what the stores hold
+        in memory, so it cannot fail on a file: a broken PINNED file is a file error here (and the serving version -1
+        if no good pin was ever read, as nothing then answers requests without a version)."""
+        self.serving_version.clear()  # a model removed from the config file leaves no stale series
+        self.file_errors.clear()
+        for store in models.stores().values():
+            serving = store.serving()
+            self.serving_version.labels(store.name).set(serving.version if serving else -1)
+            self.file_errors.labels(store.name, "pin").set(1 if store.pin_error else 0)
+            self.file_errors.labels(store.name, "labels").set(1 if store.labels_error else 0)
+        self.config_error.set(1 if models.config_error else 0)
+        self.capture = capture
         return generate_latest(self.registry)
+
+
+class _CaptureDropped(Collector):
+    """trainpipe_capture_dropped_total, read from the capture's own count when scraped (only with a capture)."""
+
+    def __init__(self, metrics: Metrics):
+        self.metrics = metrics
+
+    def describe(self):
+        return []
+
+    def collect(self):
+        if self.metrics.capture is not None:
+            yield CounterMetricFamily(
+                "trainpipe_capture_dropped",
+                "requests the traffic capture dropped (its queue full, or not writable)",
+                value=self.metrics.capture.dropped,
+            )

@@ -95,6 +95,7 @@ class ModelStore:
         self.policy, self.config_labels = policy, labels
         self._versions: dict[int, LoadedVersion] = {}
         self.errors: dict[int, str] = {}
+        self.refreshed = False  # refresh() has run once: what can be loaded is (a version, or errors)
         self._failed_at: dict[int, float] = {}
         self._lock = threading.Lock()
         # The pin and labels as last read well (None: not yet), and what is wrong with the files now (None: nothing).
@@ -151,6 +152,7 @@ class ModelStore:
         with self._lock:
             self._versions = loaded  # one assignment: requests see the old dict or the new one
             self.errors = errors  # the same for the errors /healthz reports
+        self.refreshed = True
 
     def versions(self) -> dict[int, LoadedVersion]:
         return self._versions
@@ -197,16 +199,3 @@ class ModelStore:
         if pin is not None and pin[0] in versions:
             return versions[pin[0]]
         return versions[max(versions)] if versions else None
-
-    def watch(self, poll_seconds: float) -> threading.Thread:
-        def loop():
-            while True:
-                time.sleep(poll_seconds)
-                try:
-                    self.refresh()
-                except Exception:  # e.g. the base path unreadable for a moment: keep watching
-                    logging.getLogger(__name__).exception("refreshing %s failed", self.base)
-
-        thread = threading.Thread(target=loop, daemon=True, name="model-store-watch")
-        thread.start()
-        return thread

@@ -8,14 +8,48 @@ from pathlib import Path
 
 
 def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model-name", required=True)
-    parser.add_argument("--model-base-path", required=True)
+    parser.add_argument(
+        "--model-name",
+        help="the one model to serve, with --model-base-path: EVERY version under it is loaded (not TF Serving's "
+        "latest 1) and the PINNED rollback file is honoured, which `trainpipe rollback` and labels rely on",
+    )
+    parser.add_argument("--model-base-path", help="the model's folder of <version>/ SavedModels (TF Serving's layout)")
+    parser.add_argument(
+        "--model-config-file",
+        help="instead of --model-name/--model-base-path: TF Serving's ModelServerConfig text file (model_config_list "
+        "{ config { name, base_path, model_platform, model_version_policy, version_labels } ... }); several models, "
+        "each with its version policy (default: latest 1, as TF Serving) and labels; PINNED is honoured too",
+    )
+    parser.add_argument(
+        "--model-config-file-poll-wait-seconds",
+        type=float,
+        default=0.0,
+        help="reread --model-config-file this often (models added are loaded, removed ones unloaded; a broken file "
+        "is reported in /healthz and the last good config stays); 0, the default as in TF Serving: read it once",
+    )
+    parser.add_argument(
+        "--grpc-port",
+        type=int,
+        default=0,
+        help="also serve TF Serving's gRPC API (PredictionService, ModelService) on this port, e.g. 8500 (TF "
+        "Serving's); 0, the default: no gRPC",
+    )
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8501)
     parser.add_argument(
         "--poll-seconds", type=float, default=2.0, help="how often new versions and the pin are picked up"
     )
     parser.add_argument("--labels-file", help='JSON {"stable": 1, "canary": 2}')
+    parser.add_argument(
+        "--capture-dir",
+        help="record a sample of :predict/:classify/:regress (REST) and Predict/Classify/Regress (gRPC) requests with "
+        "their responses, as daily JSON-lines files under <dir>/<model>/",
+    )
+    parser.add_argument(
+        "--capture-sampling-rate",
+        type=float,
+        help="the share of requests recorded, 0 to 1 (default 1 with --capture-dir)",
+    )
     parser.add_argument("--max-body-bytes", type=int, default=10 << 20)
     parser.add_argument(
         "--max-instances-per-request",
@@ -59,6 +93,13 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
         "for none when no call runs, and go as soon as a call ends when all --num-batch-threads are busy)",
     )
     parser.add_argument("--num-batch-threads", type=int, help="merged calls run in parallel (default: number of CPUs)")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="server processes sharing the port (SO_REUSEPORT), for loads CPU-bound in Python rather than in the "
+        "model; each loads its own copy of every version (the sample model: about 330 MB resident per worker)",
+    )
 
 
 def true_or_false(value: str) -> bool:
@@ -71,10 +112,29 @@ def serve_from_args(args: argparse.Namespace) -> int:
     """Check the arguments (a ValueError says which is wrong), print where the server listens, and serve until
     the process is stopped."""
     # imported here, not at the top: the command line imports this module for every command, not only `serve`
-    from trainpipe_assets.serving.app import BatchingOptions, Limits, serve
+    from trainpipe_assets.serving.app import BatchingOptions, GrpcOptions, Limits, serve
+    from trainpipe_assets.serving.registry import ModelRegistry
+    from trainpipe_assets.serving.workers import inherited_socket
 
-    if not Path(args.model_base_path).is_dir():
+    registry = None
+    if args.model_config_file:
+        if args.model_name or args.model_base_path or args.labels_file:
+            raise ValueError(
+                f"--model-config-file {args.model_config_file} lists the models: give it without --model-name, "
+                "--model-base-path and --labels-file (version_labels go in the file)"
+            )
+        registry = ModelRegistry.from_config_file(Path(args.model_config_file))  # a ValueError names file and line
+    elif not (args.model_name and args.model_base_path):
+        raise ValueError("give --model-name and --model-base-path, or --model-config-file")
+    elif not Path(args.model_base_path).is_dir():
         raise ValueError(f"--model-base-path {args.model_base_path} is not a folder")
+    if args.model_config_file_poll_wait_seconds < 0:
+        raise ValueError("--model-config-file-poll-wait-seconds must be at least 0")
+    if not 0 <= args.grpc_port <= 65535 or (args.grpc_port and args.grpc_port == args.port):
+        raise ValueError(f"--grpc-port {args.grpc_port} must be a port other than --port (0: no gRPC)")
+    rate = args.capture_sampling_rate
+    if rate is not None and (not args.capture_dir or not 0 <= rate <= 1):
+        raise ValueError("--capture-sampling-rate must be between 0 and 1, and needs --capture-dir")
     if (
         args.max_batch_size < 1
         or args.batch_timeout_micros < 0
@@ -83,8 +143,8 @@ def serve_from_args(args: argparse.Namespace) -> int:
         raise ValueError(
             "--max-batch-size and --num-batch-threads must be at least 1, --batch-timeout-micros at least 0"
         )
-    if args.max_body_bytes < 1 or args.max_instances_per_request < 1:
-        raise ValueError("--max-body-bytes and --max-instances-per-request must be at least 1")
+    if args.max_body_bytes < 1 or args.max_instances_per_request < 1 or args.workers < 1:
+        raise ValueError("--max-body-bytes, --max-instances-per-request and --workers must be at least 1")
     if args.header_timeout_seconds <= 0 or args.body_timeout_seconds <= 0:
         raise ValueError("--header-timeout-seconds and --body-timeout-seconds must be more than 0")
     limits = Limits(
@@ -95,20 +155,43 @@ def serve_from_args(args: argparse.Namespace) -> int:
         batching = BatchingOptions(
             args.max_batch_size, args.batch_timeout_micros, args.num_batch_threads or BatchingOptions.num_batch_threads
         )
+    if args.workers > 1 and getattr(args, "listen_fd", None) is None:  # the parent of the workers
+        from trainpipe_assets.serving.workers import run_workers
+
+        return run_workers(args)
+    # a --workers worker (given its HTTP socket) shares the gRPC port with the other workers by SO_REUSEPORT
+    worker = getattr(args, "listen_fd", None) is not None
+    grpc = GrpcOptions(args.host, args.grpc_port, reuse_port=worker) if args.grpc_port else None
+    capture = None
+    if args.capture_dir:
+        from trainpipe_assets.serving.capture import Capture
+
+        capture = Capture(Path(args.capture_dir), 1.0 if rate is None else rate)
+    what = (
+        f"{', '.join(sorted(registry.stores()))} from {args.model_config_file}"
+        if registry
+        else f"{args.model_name} from {args.model_base_path}"
+    )
     print(
-        f"serving {args.model_name} from {args.model_base_path} on "
-        f"http://{args.host}:{args.port}/v1/models/{args.model_name}"
-        + (f" (batching: {batching})" if batching else ""),
+        f"serving {what} on http://{args.host}:{args.port}/v1/models/<name>"
+        + (f" and gRPC {args.host}:{args.grpc_port}" if grpc else "")
+        + (f" (batching: {batching})" if batching else "")
+        + (f" (capturing {capture.sampling_rate:g} of requests into {args.capture_dir})" if capture else ""),
         flush=True,
     )
     serve(
         args.model_name,
-        Path(args.model_base_path),
+        Path(args.model_base_path or "."),
         args.host,
         args.port,
         args.poll_seconds,
         Path(args.labels_file) if args.labels_file else None,
         limits,
         batching,
+        sock=inherited_socket(args),
+        registry=registry,
+        config_poll_seconds=args.model_config_file_poll_wait_seconds,
+        grpc=grpc,
+        capture=capture,
     )
     return 0

@@ -1,28 +1,36 @@
 """:predict, :classify and :regress on a LoadedVersion: requests checked into signature calls, and the calls' outputs
-shaped into TF Serving's answers. Everything here runs on worker threads (or in tests), never on the event loop."""
+shaped into TF Serving's answers. REST bodies are parsed here; gRPC requests in grpc_service.py, into the same Call
+(so both share the batcher) and the same classify/regress core. Model calls run on worker threads, never on the
+event loop."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Optional, Sequence
 
-from trainpipe_assets.serving.codec import ApiError, decode_b64, encode_b64, json_type, serialize_example
+from trainpipe_assets.serving.codec import ApiError, decode_b64, json_tensor, json_type, serialize_example
 from trainpipe_assets.serving.model_store import LoadedVersion
 
 if TYPE_CHECKING:
     from trainpipe_assets.serving.metrics import Metrics
 
 
+def json_outputs(outputs: dict) -> dict:
+    return {k: json_tensor(k, v) for k, v in outputs.items()}
+
+
 @dataclass(eq=False)
 class Call:
-    """One :predict request, parsed and checked: the columns to feed and, when they can be merged with other
-    requests', their row count."""
+    """One :predict request, parsed and checked: the columns to feed (lists from JSON, numpy arrays from gRPC) and,
+    when they can be merged with other requests', their row count. `encode` turns the call's numpy outputs into its
+    answer on the worker thread: JSON values for REST, a PredictResponse for gRPC."""
 
     loaded: LoadedVersion
     signature_name: str
     columnar: bool
     columns: dict[str, Any]
     rows: Optional[int]
+    encode: Callable[[dict], Any] = json_outputs
 
 
 def signature_name(body: dict, default: str = "serving_default") -> str:
@@ -96,8 +104,17 @@ def _error_line(e: Exception) -> str:
     return (telling or lines or [""])[-1][:500]
 
 
-def run_alone(call: Call) -> dict:
-    return {k: encode_b64(v.tolist()) for k, v in _invoke(call.loaded, call.signature_name, call.columns).items()}
+def run_alone(call: Call) -> Any:
+    return call.encode(_invoke(call.loaded, call.signature_name, call.columns))
+
+
+def _merge(parts: list) -> Any:
+    """One input's rows from several requests, end to end."""
+    import numpy as np
+
+    if all(isinstance(p, np.ndarray) for p in parts):
+        return np.concatenate(parts)
+    return [row for part in parts for row in part]
 
 
 def run_merged(calls: Sequence[Call], metrics: Optional[Metrics] = None) -> list:
@@ -116,7 +133,7 @@ def run_merged(calls: Sequence[Call], metrics: Optional[Metrics] = None) -> list
         return [alone(calls[0])]
     first, total = calls[0], sum(c.rows for c in calls)
     try:
-        merged = {k: [row for c in calls for row in c.columns[k]] for k in first.columns}
+        merged = {k: _merge([c.columns[k] for c in calls]) for k in first.columns}
         outputs = _invoke(first.loaded, first.signature_name, merged)
         if not all(v.ndim and len(v) == total for v in outputs.values()):
             raise ValueError("an output has no batch dimension")
@@ -128,7 +145,7 @@ def run_merged(calls: Sequence[Call], metrics: Optional[Metrics] = None) -> list
         metrics.observe_batch(total)
     answers, start = [], 0
     for call in calls:
-        answers.append({k: encode_b64(v[start : start + call.rows].tolist()) for k, v in outputs.items()})
+        answers.append(call.encode({k: v[start : start + call.rows] for k, v in outputs.items()}))
         start += call.rows
     return answers
 
@@ -152,15 +169,10 @@ METHODS = {"classify": "tensorflow/serving/classify", "regress": "tensorflow/ser
 
 
 def classify_or_regress(loaded: LoadedVersion, body: dict, method: str, max_rows: Optional[int] = None) -> dict:
-    """TF Serving's :classify / :regress: {"signature_name"?, "context"?, "examples": [{feature: value}]} run through a
-    signature whose method_name is tensorflow/serving/classify (or regress) and whose one input takes tf.Examples."""
+    """TF Serving's REST :classify / :regress: {"signature_name"?, "context"?, "examples": [{feature: value}]} ->
+    {"results": [[[label, score], ...], ...]} or {"results": [value, ...]}."""
     name = signature_name(body)
-    if loaded.methods.get(name) != METHODS[method]:
-        raise ApiError(
-            400,
-            f":{method} needs a signature with method_name {METHODS[method]}; signature {name!r} has "
-            f"{loaded.methods.get(name)!r} (signatures: {loaded.methods})",
-        )
+    check_method(loaded, name, method)
     if isinstance(body.get("examples"), list):  # counted before decoding them
         check_rows("examples", len(body["examples"]), max_rows)
     examples, context = decode_b64(body.get("examples")), decode_b64(body.get("context", {}))
@@ -168,27 +180,50 @@ def classify_or_regress(loaded: LoadedVersion, body: dict, method: str, max_rows
         raise ApiError(400, "'examples' must be a non-empty list of objects")
     if not isinstance(context, dict):
         raise ApiError(400, f"'context' must be an object, is {json_type(context)}")
+    result = run_examples(loaded, name, method, [serialize_example({**context, **e}) for e in examples])
+    if method == "regress":
+        return {"results": json_tensor("", result)}
+    classes, scores = result
+    scores = json_tensor("", scores) if scores is not None else None
+    width = len((classes or scores)[0])
+    # as TF Serving: [label, score] per class; a missing label is "", a missing score 0
+    return {
+        "results": [
+            [[classes[i][j] if classes else "", scores[i][j] if scores else 0.0] for j in range(width)]
+            for i in range(len(examples))
+        ]
+    }
+
+
+def check_method(loaded: LoadedVersion, name: str, method: str) -> None:
+    if loaded.methods.get(name) != METHODS[method]:
+        raise ApiError(
+            400,
+            f"{method} needs a signature with method_name {METHODS[method]}; signature {name!r} has "
+            f"{loaded.methods.get(name)!r} (signatures: {loaded.methods})",
+        )
+
+
+def run_examples(loaded: LoadedVersion, name: str, method: str, serialized: list[bytes]) -> Any:
+    """Classify or regress serialized tf.Examples through a signature whose method_name is tensorflow/serving/classify
+    (or regress) and whose one input takes them. Regress: the float32 values, one per example. Classify: (labels per
+    example or None, float32 scores [examples, classes] or None)."""
+    check_method(loaded, name, method)
     specs = loaded.model.signatures[name].structured_input_signature[1]
     if len(specs) != 1:
         raise ApiError(400, f"signature {name!r} must have one input of serialized tf.Examples, has {sorted(specs)}")
-    outputs = _invoke(loaded, name, {next(iter(specs)): [serialize_example({**context, **e}) for e in examples]})
-    n = len(examples)
+    outputs = _invoke(loaded, name, {next(iter(specs)): serialized})
+    n = len(serialized)
     if method == "regress":
         values = outputs.get("outputs", next(iter(outputs.values())))
         if values.size != n:
             raise ApiError(400, f"signature {name!r} must output one value per example, output shape {values.shape}")
-        return {"results": values.reshape(n).tolist()}
+        return values.reshape(n)
     if "scores" not in outputs and "classes" not in outputs:
         raise ApiError(400, f"signature {name!r} outputs neither 'classes' nor 'scores' ({sorted(outputs)})")
-    scores = outputs["scores"].reshape(n, -1).tolist() if "scores" in outputs else None
+    scores = outputs["scores"].reshape(n, -1) if "scores" in outputs else None
     classes = None
     if "classes" in outputs:
-        classes = [[c.decode() for c in row] for row in outputs["classes"].reshape(n, -1).tolist()]
-    width = len((classes or scores)[0])
-    # as TF Serving: [label, score] per class; a missing label is "", a missing score 0
-    return {
-        "result": [
-            [[classes[i][j] if classes else "", scores[i][j] if scores else 0.0] for j in range(width)]
-            for i in range(n)
-        ]
-    }
+        rows = outputs["classes"].reshape(n, -1).tolist()
+        classes = [[c.decode("utf-8", "replace") if isinstance(c, bytes) else str(c) for c in row] for row in rows]
+    return classes, scores

@@ -49,7 +49,7 @@ def test_a_degraded_day_requests_one_retrain_of_the_latest_ingested_day(instance
     second = tick(instance, first.cursor)
     assert (
         not second.run_requests
-        and second.skip_reason.skip_message == "no new serving_model_performance materialization"
+        and second.skip_reason.skip_message == "no new serving_model_performance or served_traffic materialization"
     )
     assert int(first.cursor) > 0 and second.cursor == first.cursor
 

@@ -9,6 +9,7 @@ import tempfile
 import time
 import urllib.request
 from pathlib import Path
+from typing import Optional
 from urllib.parse import urlsplit
 
 import pytest
@@ -45,9 +46,17 @@ def b64(records):
 
 
 class Server:
-    def __init__(self, base: Path, *args: str, name: str = "trips_model"):
+    """`trainpipe serve` on `base` as model `name`, or (base None) on the models of a --model-config-file in `args`;
+    with grpc, also on a gRPC port (self.grpc is its host:port)."""
+
+    def __init__(self, base: Optional[Path], *args: str, name: str = "trips_model", grpc: bool = False):
         port = free_port()
         self.root = f"http://127.0.0.1:{port}"
+        self.grpc = None
+        if grpc:
+            grpc_port = next(p for p in iter(free_port, None) if p != port)
+            self.grpc, args = f"127.0.0.1:{grpc_port}", (*args, "--grpc-port", str(grpc_port))
+        model = [] if base is None else ["--model-name", name, "--model-base-path", str(base)]
         # Output to a file, not a pipe nobody reads (a full pipe would block the server).
         self.log = Path(tempfile.mkstemp(prefix=f"trainpipe-serve-{port}-", suffix=".log")[1])
         with open(self.log, "wb") as out:
@@ -55,10 +64,7 @@ class Server:
                 [
                     str(Path(sys.executable).parent / "trainpipe"),
                     "serve",
-                    "--model-name",
-                    name,
-                    "--model-base-path",
-                    str(base),
+                    *model,
                     "--port",
                     str(port),
                     *args,
@@ -93,3 +99,61 @@ def wait_healthy(*servers: Server, seconds: float = 90) -> None:
         for server in servers:
             server.stop()
         pytest.fail("server did not become healthy: " + pending[0].output()[-2000:])
+
+
+def wait_for(condition, what: str, seconds: float = 90) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            pytest.fail(f"not within {seconds} s: {what}")
+        time.sleep(0.2)
+
+
+def save_scorer(path: Path) -> None:
+    """A TF1-style SavedModel at `path` with classify (serving_default) and regress ("regression") signatures on
+    serialized tf.Examples with a float feature x: scores [1 - s, s] for classes ["no", "yes"], s = sigmoid(2x);
+    regression 2x."""
+    import tensorflow as tf
+
+    with tf.Graph().as_default(), tf.compat.v1.Session() as session:
+        serialized = tf.compat.v1.placeholder(tf.string, [None], name="tf_example")
+        x = tf.io.parse_example(serialized, {"x": tf.io.FixedLenFeature([1], tf.float32)})["x"]
+        score = tf.sigmoid(2.0 * x)
+        scores = tf.concat([1.0 - score, score], axis=1)
+        classes = tf.tile(tf.constant([["no", "yes"]]), [tf.shape(scores)[0], 1])
+        builder = tf.compat.v1.saved_model.Builder(str(path))
+        builder.add_meta_graph_and_variables(
+            session,
+            ["serve"],
+            signature_def_map={
+                "serving_default": tf.compat.v1.saved_model.classification_signature_def(serialized, classes, scores),
+                "regression": tf.compat.v1.saved_model.regression_signature_def(serialized, 2.0 * x),
+            },
+        )
+        builder.save()
+
+
+def save_echo(path: Path) -> None:
+    """A TF2 SavedModel at `path` whose serving_default takes text (string) and x (float32 [n, 2]) and returns the
+    text as "label" and as "label_bytes", and the sum of x as "total"."""
+    import tensorflow as tf
+
+    class Echo(tf.Module):
+        @tf.function(
+            input_signature=[tf.TensorSpec([None], tf.string, name="text"), tf.TensorSpec([None, 2], tf.float32)]
+        )
+        def serve(self, text, x):
+            return {"label": text, "label_bytes": text, "total": tf.reduce_sum(x, axis=1)}
+
+    module = Echo()
+    tf.saved_model.save(module, str(path), signatures={"serving_default": module.serve})
+
+
+def model_config(models: dict) -> str:
+    """A ModelServerConfig text: {name: (base_path, extra text inside config {})}."""
+    configs = "".join(
+        f'  config {{\n    name: "{name}"\n    base_path: "{base}"\n    model_platform: "tensorflow"\n'
+        f"    {extra}\n  }}\n"
+        for name, (base, extra) in models.items()
+    )
+    return f"model_config_list {{\n{configs}}}\n"

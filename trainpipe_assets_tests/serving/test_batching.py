@@ -2,6 +2,7 @@
 
 import argparse
 import asyncio
+import base64
 import shutil
 import threading
 import time
@@ -10,14 +11,15 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from trainpipe_assets.core.records import read_records
+from trainpipe_assets.serving.app import BatchingOptions, build_app
 from trainpipe_assets.serving.batching import Batcher
-from trainpipe_assets.serving.codec import ApiError
+from trainpipe_assets.serving.codec import ApiError, serialize_example
 from trainpipe_assets.serving.metrics import Metrics
 from trainpipe_assets.serving.model_store import ModelStore
 from trainpipe_assets.serving.options import add_serve_arguments
 from trainpipe_assets.serving.predict import classify_or_regress, parse_predict, run_alone, run_merged
 from trainpipe_assets_tests.conftest import DAYS
-from trainpipe_assets_tests.serving.helpers import b64
+from trainpipe_assets_tests.serving.helpers import b64, sample
 
 
 class Gated:
@@ -196,7 +198,7 @@ def test_inputs_that_cannot_be_merged_are_not_given_a_row_count(loaded):
 
 
 @pytest.fixture(scope="module")
-def tf1_model(tmp_path_factory):
+def tf1_store(tmp_path_factory):
     """A TF1-style SavedModel with classify and regress signatures on serialized tf.Examples with feature x."""
     import tensorflow as tf
 
@@ -220,11 +222,36 @@ def tf1_model(tmp_path_factory):
     store = ModelStore("scorer", base)
     store.refresh()
     assert store.errors == {}
-    return store.serving()
+    return store
+
+
+@pytest.fixture(scope="module")
+def tf1_model(tf1_store):
+    return tf1_store.serving()
+
+
+def test_the_app_batches_by_default_and_a_lone_request_never_waits(tf1_store):
+    import httpx
+
+    # an hour's timeout: a lone request that waited for it would hang the test, not make it slower
+    app = build_app(tf1_store, batching=BatchingOptions(32, 3_600_000_000, 2))
+    example = {"b64": base64.b64encode(serialize_example({"x": 1.0})).decode()}
+
+    async def main():
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as client:
+            answers = []
+            for _ in range(3):
+                body = {"signature_name": "regression", "instances": [example]}
+                answers.append(await asyncio.wait_for(client.post("/v1/models/scorer:predict", json=body), 60))
+            return answers, (await client.get("/metrics")).text
+
+    answers, text = asyncio.run(main())
+    assert [a.status_code for a in answers] == [200] * 3, answers[0].text
+    assert sample(text, "trainpipe_batch_size_count") == 3 and sample(text, "trainpipe_batch_size_sum") == 3
 
 
 def test_classify_and_regress_on_signatures_with_those_methods(tf1_model):
-    result = classify_or_regress(tf1_model, {"examples": [{"x": 0.0}, {"x": 1.0}]}, "classify")["result"]
+    result = classify_or_regress(tf1_model, {"examples": [{"x": 0.0}, {"x": 1.0}]}, "classify")["results"]
     assert [[label for label, _ in row] for row in result] == [["no", "yes"]] * 2
     assert result[0][1][1] == pytest.approx(0.5) and result[1][1][1] == pytest.approx(0.8807971)
     body = {"signature_name": "regression", "context": {"x": 3.0}, "examples": [{}, {"x": 0.5}]}
