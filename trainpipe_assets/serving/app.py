@@ -114,8 +114,9 @@ async def read_body(request: Request, max_body_bytes: int) -> bytes:
 
 async def read_json(request: Request, limits: Limits) -> dict:
     try:
-        raw = await asyncio.wait_for(read_body(request, limits.max_body_bytes), limits.body_timeout_seconds)
-    except asyncio.TimeoutError:
+        async with asyncio.timeout(limits.body_timeout_seconds):  # not wait_for: no task of its own per request
+            raw = await read_body(request, limits.max_body_bytes)
+    except TimeoutError:
         seconds = limits.body_timeout_seconds
         raise ApiError(408, f"request body not received within {seconds:g} s (--body-timeout-seconds)") from None
     except ClientDisconnect:

@@ -50,13 +50,18 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
         type=float,
         help="the share of requests recorded, 0 to 1 (default 1 with --capture-dir)",
     )
-    parser.add_argument("--max-body-bytes", type=int, default=10 << 20)
+    parser.add_argument(
+        "--max-body-bytes",
+        type=int,
+        default=10 << 20,
+        help="the largest request body (more is a 413), and gRPC's largest message (RESOURCE_EXHAUSTED)",
+    )
     parser.add_argument(
         "--max-instances-per-request",
         type=int,
         default=10_000,
         help="rows one :predict (instances, or the rows of an input) or :classify/:regress (examples) may send; "
-        "more is a 413",
+        "more is a 413 (gRPC: RESOURCE_EXHAUSTED)",
     )
     parser.add_argument(
         "--header-timeout-seconds",

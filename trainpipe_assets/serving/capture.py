@@ -1,0 +1,337 @@
+"""Traffic capture (SageMaker's data capture, TF Serving's request logging): a sample of the requests a server
+answers, with their responses, as JSON lines in daily files `<dir>/<model>/<YYYY-MM-DD>.<pid>-<token>-<n>.jsonl`.
+
+`Capture.record` runs on the event loop: it samples, stamps the time and puts the request on a bounded queue, never
+blocking and never touching a file; when the queue is full the request is dropped and counted (`dropped`). A writer
+thread appends the lines to the open day's file, `<day>.<pid>-<token>-<n>.jsonl.partial`, which it holds under an
+exclusive flock, and renames it to `<day>.<pid>-<token>-<n>.jsonl` (fsynced first) when the day is over or on
+`close()`: readers only ever read closed files, which are complete. The token is new for every Capture and n for every
+file it opens, so server processes sharing a folder, and a restarted server with the same pid (pid 1 in a container),
+never write or rename onto each other's files. A server killed mid-day leaves its `.partial` unlocked: the next
+Capture on the folder closes it (its last line cut if the kill tore it), and `read_day` reads it too, so no captured
+line is lost.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import fcntl
+import itertools
+import json
+import logging
+import os
+import queue
+import random
+import threading
+import uuid
+from pathlib import Path
+from typing import Any, Callable, Iterator, Optional
+
+REQUEST_ID_HEADER = "x-request-id"
+PARTIAL = ".partial"
+BATCH_LINES = 1000  # lines written per write() call at most
+log = logging.getLogger("trainpipe.capture")
+_STOP = object()
+
+
+def new_request_id() -> str:
+    return uuid.uuid4().hex
+
+
+def utc_now() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+def _jsonable(value: Any) -> Any:
+    """What json cannot write itself: bytes as TF Serving's {"b64": ...}, numpy values as numbers and lists."""
+    if isinstance(value, (bytes, bytearray)):
+        return {"b64": base64.b64encode(value).decode()}
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
+def _safe_model_name(model: str) -> bool:
+    return bool(model) and model not in (".", "..") and "/" not in model and "\0" not in model
+
+
+def _try_lock(handle) -> bool:
+    try:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return True
+    except BlockingIOError:
+        return False
+
+
+def _cut_torn_tail(handle) -> int:
+    """Truncate an open file after its last newline (a line a kill tore in half was never captured); its new size."""
+    size = handle.seek(0, os.SEEK_END)
+    end = size
+    while end > 0:
+        start = max(0, end - 65536)
+        handle.seek(start)
+        chunk = handle.read(end - start)
+        newline = chunk.rfind(b"\n")
+        if newline >= 0:
+            end = start + newline + 1
+            break
+        end = start
+    if end != size:
+        handle.truncate(end)
+    return end
+
+
+def orphaned(partial: Path) -> Optional[Any]:
+    """The partial file opened and locked when no live writer holds it (its writer died), else None."""
+    try:
+        handle = open(partial, "r+b")
+    except OSError:
+        return None
+    if _try_lock(handle):
+        return handle
+    handle.close()
+    return None
+
+
+def recover(directory: Path) -> list[Path]:
+    """Close every partial file under `directory` that no live writer holds: cut a torn last line, rename it to its
+    closed name (an empty one is removed). Returns the files closed."""
+    closed = []
+    for partial in sorted(Path(directory).glob(f"*/*.jsonl{PARTIAL}")):
+        handle = orphaned(partial)
+        if handle is None:
+            continue
+        with handle:
+            try:
+                if _cut_torn_tail(handle) == 0:
+                    partial.unlink()
+                    continue
+                final = partial.with_name(partial.name[: -len(PARTIAL)])
+                os.rename(partial, final)
+                closed.append(final)
+            except FileNotFoundError:  # another process recovered it first
+                continue
+    return closed
+
+
+def day_files(directory: Path, model: str, day: str) -> tuple[list[Path], list[Path]]:
+    """(the day's closed files, its partial files) under `<directory>/<model>/`. Partial files are listed first, so
+    one closed between the two listings is among the closed ones, and left out of the partial ones."""
+    folder = Path(directory) / model
+    partial = sorted(folder.glob(f"{day}.*jsonl{PARTIAL}"))
+    closed = sorted(p for p in folder.glob(f"{day}.*jsonl") if p.is_file())
+    names = {p.name for p in closed}
+    return closed, [p for p in partial if p.name[: -len(PARTIAL)] not in names]
+
+
+def _lines(data: bytes, where: str, bad: list[str]) -> Iterator[dict]:
+    for number, line in enumerate(data.split(b"\n"), 1):
+        if not line.strip():
+            continue
+        try:
+            entry = json.loads(line)
+        except ValueError as e:
+            bad.append(f"{where}:{number}: {e}")
+            continue
+        if isinstance(entry, dict):
+            yield entry
+        else:
+            bad.append(f"{where}:{number}: not a JSON object")
+
+
+def read_day(directory: Path, model: str, day: str) -> tuple[list[dict], dict]:
+    """Every captured line of `model` on `day`: all closed files (every server process's), plus the complete lines of
+    partial files whose writer is gone. Files a live server is still writing are left out and named: read a day once
+    it is over."""
+    closed, partials = day_files(directory, model, day)
+    entries: list[dict] = []
+    bad: list[str] = []
+    still_open, orphans = [], []
+    for path in closed:
+        entries.extend(_lines(path.read_bytes(), path.name, bad))
+    for path in partials:
+        handle = orphaned(path)
+        if handle is None:
+            if path.exists():
+                still_open.append(path.name)
+            continue
+        with handle:
+            handle.seek(0)
+            data = handle.read()
+        orphans.append(path.name)
+        entries.extend(_lines(data[: data.rfind(b"\n") + 1], path.name, bad))
+    facts = {
+        "files": [p.name for p in closed],
+        "orphaned_files": orphans,
+        "open_files": still_open,
+        "bad_lines": bad,
+    }
+    return entries, facts
+
+
+class _DayFile:
+    def __init__(self, folder: Path, day: str, name: str):
+        folder.mkdir(parents=True, exist_ok=True)
+        self.day = day
+        self.path = folder / f"{day}.{name}.jsonl{PARTIAL}"
+        # Locked before it has its name, so no other process's recovery ever takes it for a dead writer's file.
+        creating = folder / f".{self.path.name}.creating"
+        self.handle = open(creating, "ab")
+        if not _try_lock(self.handle):  # a name of its own: only a bug could make this happen
+            self.handle.close()
+            raise OSError(f"{creating} is locked by another writer")
+        os.rename(creating, self.path)
+
+    def write(self, data: bytes) -> None:
+        self.handle.write(data)
+        self.handle.flush()
+
+    def close(self) -> Path:
+        """fsync, rename to the closed name while still holding the lock, then release it."""
+        final = self.path.with_name(self.path.name[: -len(PARTIAL)])
+        try:
+            self.handle.flush()
+            os.fsync(self.handle.fileno())
+            os.rename(self.path, final)
+        finally:
+            self.handle.close()
+        return final
+
+
+class Capture:
+    """Samples requests at `sampling_rate` (0..1) into daily JSON-lines files under `directory`, one folder per
+    model; `clock`, `rng` and `poll_seconds` (how often an idle writer checks for a day's end) are for tests."""
+
+    def __init__(
+        self,
+        directory: Path,
+        sampling_rate: float,
+        max_queue: int = 10000,
+        *,
+        clock: Callable[[], dt.datetime] = utc_now,
+        rng: Optional[random.Random] = None,
+        poll_seconds: float = 1.0,
+    ):
+        if not 0.0 <= sampling_rate <= 1.0:
+            raise ValueError(f"sampling rate must be between 0 and 1, is {sampling_rate}")
+        if max_queue < 1:
+            raise ValueError(f"max_queue must be at least 1, is {max_queue}")
+        self.directory, self.sampling_rate = Path(directory), sampling_rate
+        self.written = 0
+        self._full = 0  # dropped by record() (event loop): the queue was full, or the capture closed
+        self._failed = 0  # dropped by the writer: not JSON, or the disk refused
+        self._clock, self._rng, self._poll = clock, rng or random.Random(), poll_seconds
+        self._queue: queue.Queue = queue.Queue(maxsize=max_queue)
+        self._token, self._files = uuid.uuid4().hex[:8], itertools.count(1)
+        self._open: dict[tuple[str, str], _DayFile] = {}
+        self._closed = False
+        self._logged_drops = 0
+        self._thread = threading.Thread(target=self._run, name="capture-writer", daemon=True)
+        self._thread.start()
+
+    @property
+    def dropped(self) -> int:
+        return self._full + self._failed
+
+    def record(
+        self, model: str, version: int, signature: str, method: str, request: dict, response: dict, request_id: str
+    ) -> None:
+        """Queue one answered request (sampled); never blocks, never does I/O. `request` and `response` must not be
+        changed afterwards: they are serialized later, on the writer thread."""
+        if self.sampling_rate < 1.0 and self._rng.random() >= self.sampling_rate:
+            return
+        if self._closed:
+            self._full += 1
+            return
+        entry = (self._clock(), model, version, signature, method, request, response, request_id)
+        try:
+            self._queue.put_nowait(entry)
+        except queue.Full:
+            self._full += 1
+
+    def close(self, timeout: float = 30.0) -> None:
+        """Write what is queued, close (rename) the open files and stop the writer thread."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            self._queue.put(_STOP, timeout=timeout)
+        except queue.Full:
+            log.error("capture writer is stuck: %d queued requests are lost", self._queue.qsize())
+            return
+        self._thread.join(timeout)
+
+    # The writer thread.
+
+    def _run(self) -> None:
+        try:
+            for path in recover(self.directory):
+                log.warning("capture: closed %s, left open by a server that stopped", path)
+        except OSError as e:
+            log.error("capture: cannot recover files under %s: %s", self.directory, e)
+        stop = False
+        while not stop:
+            batch = []
+            try:
+                batch.append(self._queue.get(timeout=self._poll))
+                while len(batch) < BATCH_LINES:
+                    batch.append(self._queue.get_nowait())
+            except queue.Empty:
+                pass
+            stop = _STOP in batch
+            entries = [e for e in batch if e is not _STOP]
+            if entries:
+                self._write(entries)
+            self._rotate(None if stop else self._clock().astimezone(dt.timezone.utc).date().isoformat())
+            self._report_drops()
+
+    def _write(self, entries: list[tuple]) -> None:
+        groups: dict[tuple[str, str], list[bytes]] = {}
+        for when, model, version, signature, method, request, response, request_id in entries:
+            if not _safe_model_name(model):
+                self._failed += 1
+                continue
+            line = {
+                "model": model,
+                "version": version,
+                "signature": signature,
+                "method": method,
+                "time": when.astimezone(dt.timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+                "request_id": request_id,
+                "request": request,
+                "response": response,
+            }
+            try:
+                text = json.dumps(line, default=_jsonable, separators=(",", ":"))
+            except (TypeError, ValueError) as e:
+                log.warning("capture: request %s not written: %s", request_id, e)
+                self._failed += 1
+                continue
+            day = when.astimezone(dt.timezone.utc).date().isoformat()
+            groups.setdefault((model, day), []).append(text.encode() + b"\n")
+        for (model, day), lines in groups.items():
+            try:
+                if (model, day) not in self._open:
+                    name = f"{os.getpid()}-{self._token}-{next(self._files)}"  # never a name used before
+                    self._open[(model, day)] = _DayFile(self.directory / model, day, name)
+                self._open[(model, day)].write(b"".join(lines))
+                self.written += len(lines)
+            except OSError as e:
+                log.error("capture: %d requests of %s on %s not written: %s", len(lines), model, day, e)
+                self._failed += len(lines)
+
+    def _rotate(self, today: Optional[str]) -> None:
+        """Close the files of days before `today` (every file when None)."""
+        for key, day_file in list(self._open.items()):
+            if today is None or day_file.day < today:
+                del self._open[key]
+                try:
+                    day_file.close()
+                except OSError as e:
+                    log.error("capture: cannot close %s: %s (it stays a .partial file)", day_file.path, e)
+
+    def _report_drops(self) -> None:
+        if self.dropped != self._logged_drops:
+            log.warning("capture: %d requests dropped so far (queue full or not writable)", self.dropped)
+            self._logged_drops = self.dropped

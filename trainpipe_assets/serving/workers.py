@@ -1,0 +1,125 @@
+"""`trainpipe serve --workers N`: N server processes answering on one port, for loads that are CPU-bound in Python
+(JSON, HTTP) rather than in the model, which one process with its one GIL cannot spread over the cores.
+
+The parent checks that the port is free (a plain bind, which fails on any listener), then binds N listening sockets
+to it with SO_REUSEPORT (the kernel spreads new connections over them by address hash, evenly, where one shared
+socket would let whichever process wakes first take a burst of connections) and starts each worker as a fresh
+process (`python -m trainpipe_assets.serving.workers`, not a fork of a process that may hold TensorFlow's threads)
+with its socket, then closes its own copies, so a worker that dies takes its socket out of the group. Each worker
+is a whole `trainpipe serve`: its own model store (each loads every version and follows the pin and pushes by
+itself), batcher, metrics (/metrics and /healthz answer for the worker the connection landed on; /healthz says which:
+"pid"). The parent holds no model. It stops the workers when it is stopped (SIGTERM, SIGINT) and, if one worker ends,
+stops the others and exits with that worker's code, for a supervisor to restart the whole; a worker also ends when
+the parent dies, even by SIGKILL (PR_SET_PDEATHSIG)."""
+
+from __future__ import annotations
+
+import argparse
+import ctypes
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from typing import Optional
+
+PR_SET_PDEATHSIG = 1
+
+
+def reuseport_sockets(host: str, port: int, n: int) -> list[socket.socket]:
+    """n listening sockets on (host, port) sharing it with SO_REUSEPORT; OSError if anything listens there already
+    (port 0: a free port, the same for all)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:  # without SO_REUSEPORT: fails on any listener
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        probe.bind((host, port))
+        port = probe.getsockname()[1]
+    sockets = []
+    for _ in range(n):
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        sock.bind((host, port))
+        sock.listen(2048)
+        sock.set_inheritable(True)
+        sockets.append(sock)
+    return sockets
+
+
+def inherited_socket(args: argparse.Namespace) -> Optional[socket.socket]:
+    """In a worker, the listening socket its parent passed; None in a server that binds its own."""
+    fd = getattr(args, "listen_fd", None)
+    return None if fd is None else socket.socket(fileno=fd)
+
+
+def run_workers(args: argparse.Namespace) -> int:
+    """Start args.workers workers on one port and wait; returns when stopped or when a worker ends."""
+    try:
+        sockets = reuseport_sockets(args.host, args.port, args.workers)
+    except OSError as e:
+        raise ValueError(f"cannot listen on {args.host}:{args.port}: {e.strerror or e}") from None
+    settings = {k: v for k, v in vars(args).items() if isinstance(v, (str, int, float, bool, type(None)))}
+    settings.update(parent_pid=os.getpid(), port=sockets[0].getsockname()[1])  # a worker: with a listen_fd
+    workers = []
+    for sock in sockets:
+        command = [
+            sys.executable,
+            "-m",
+            "trainpipe_assets.serving.workers",
+            json.dumps({**settings, "listen_fd": sock.fileno()}),
+        ]
+        workers.append(subprocess.Popen(command, pass_fds=(sock.fileno(),)))
+        sock.close()
+    print(
+        f"{len(workers)} workers (pids {', '.join(str(w.pid) for w in workers)}) on port {settings['port']}", flush=True
+    )
+    stopping = []
+
+    def stop(signum, frame):
+        stopping.append(signum)
+
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, stop)
+    code = 0
+    while not stopping:
+        ended = [w for w in workers if w.poll() is not None]
+        if ended:
+            code = ended[0].returncode or 1
+            print(
+                f"trainpipe serve: worker {ended[0].pid} ended (code {ended[0].returncode}); stopping", file=sys.stderr
+            )
+            break
+        time.sleep(0.2)
+    for worker in workers:
+        if worker.poll() is None:
+            worker.terminate()
+    deadline = time.monotonic() + 30
+    for worker in workers:
+        try:
+            worker.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            worker.kill()
+            worker.wait()
+    return code
+
+
+def worker_main(settings: dict) -> int:
+    """A worker: ends with its parent, then serves on the inherited socket like `trainpipe serve`."""
+    import logging
+
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    except OSError:  # not glibc/Linux: the parent's stop still reaches the workers
+        pass
+    if os.getppid() != settings.pop("parent_pid"):  # the parent died before prctl took effect
+        return 1
+    logging.getLogger("tensorflow").setLevel(logging.ERROR)
+    from trainpipe_assets.serving.options import serve_from_args
+
+    return serve_from_args(argparse.Namespace(**settings))
+
+
+if __name__ == "__main__":
+    sys.exit(worker_main(json.loads(sys.argv[1])))
