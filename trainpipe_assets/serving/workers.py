@@ -60,7 +60,8 @@ def run_workers(args: argparse.Namespace) -> int:
         sockets = reuseport_sockets(args.host, args.port, args.workers)
     except OSError as e:
         raise ValueError(f"cannot listen on {args.host}:{args.port}: {e.strerror or e}") from None
-    settings = {k: v for k, v in vars(args).items() if isinstance(v, (str, int, float, bool, type(None)))}
+    # the arguments as JSON (the command's own function left out); anything else JSON cannot hold fails here, loudly
+    settings = {k: str(v) if isinstance(v, os.PathLike) else v for k, v in vars(args).items() if not callable(v)}
     settings.update(parent_pid=os.getpid(), port=sockets[0].getsockname()[1])  # a worker: with a listen_fd
     workers = []
     for sock in sockets:
@@ -86,7 +87,7 @@ def run_workers(args: argparse.Namespace) -> int:
     while not stopping:
         ended = [w for w in workers if w.poll() is not None]
         if ended:
-            code = ended[0].returncode or 1
+            code = ended[0].returncode if ended[0].returncode > 0 else 1  # < 0: ended by a signal
             print(
                 f"trainpipe serve: worker {ended[0].pid} ended (code {ended[0].returncode}); stopping", file=sys.stderr
             )

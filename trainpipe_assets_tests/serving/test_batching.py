@@ -1,4 +1,5 @@
-"""The batcher's queueing rules, merged calls on the real model, and :classify / :regress on a TF1-style SavedModel."""
+"""The batcher's rules (by counting calls, never by timing), batching on by default, merged calls on the real model, and
+:classify / :regress on a TF1-style SavedModel."""
 
 import argparse
 import asyncio

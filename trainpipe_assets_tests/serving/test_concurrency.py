@@ -21,7 +21,7 @@ def servers(pipeline, tmp_path_factory):
     batched = Server(
         base, "--poll-seconds", "0.5", "--enable-batching", "--max-batch-size", "16", "--batch-timeout-micros", "20000"
     )
-    plain = Server(base, "--poll-seconds", "0.5")
+    plain = Server(base, "--poll-seconds", "0.5", "--disable-batching")
     wait_healthy(batched, plain)
     examples = read_records([str(pipeline["home"] / "artifacts/examples" / DAYS[0] / "Split-eval" / "*.gz")])[:40]
     yield {"base": base, "batched": batched, "plain": plain, "examples": examples}
