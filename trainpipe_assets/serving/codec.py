@@ -26,7 +26,11 @@ class ApiJSONResponse(JSONResponse):
     -Infinity) instead of failing the request with "Out of range float values are not JSON compliant"."""
 
     def render(self, content: Any) -> bytes:
-        return json.dumps(content, ensure_ascii=False, allow_nan=True, separators=(",", ":")).encode("utf-8")
+        return _ENCODER.encode(content).encode("utf-8")
+
+
+# One encoder for every response: json.dumps with arguments builds a new one per call.
+_ENCODER = json.JSONEncoder(ensure_ascii=False, allow_nan=True, separators=(",", ":"))
 
 
 def json_type(value: Any) -> str:

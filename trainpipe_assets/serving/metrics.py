@@ -56,11 +56,15 @@ class Metrics:
             "1 while the --model-config-file cannot be read or parsed (the last good config stays in force)",
             registry=self.registry,
         )
+        self._request_counters: dict = {}
         self.capture = None  # the capture whose dropped count is exposed, set by render()
         self.registry.register(_CaptureDropped(self))
 
     def observe(self, route: str, code: int | str, seconds: float) -> None:
-        self.requests.labels(route, str(code)).inc()
+        child = self._request_counters.get((route, code))
+        if child is None:  # labels() costs a lock and a lookup: once per route and code, not per request
+            child = self._request_counters[(route, code)] = self.requests.labels(route, str(code))
+        child.inc()
         self.request_seconds.observe(seconds)
 
     def observe_batch(self, rows: int) -> None:

@@ -75,7 +75,7 @@ def test_predict_with_the_stock_client_answers_as_rest(served):
     stub = prediction_service_pb2_grpc.PredictionServiceStub(served["channel"])
     request = predict_request(served["examples"])
     response, call = stub.Predict.with_call(request, timeout=60, metadata=[("x-request-id", "grpc-1")])
-    assert ("x-request-id", "grpc-1") in [(m.key, m.value) for m in call.initial_metadata()]
+    assert ("x-request-id", "grpc-1") in [(m.key, m.value) for m in call.trailing_metadata()]
     assert (response.model_spec.name, response.model_spec.version.value) == ("trips_model", 1)
     assert response.model_spec.signature_name == "serving_default"
     outputs = tf.make_ndarray(response.outputs["outputs"])
@@ -91,7 +91,7 @@ def test_predict_with_the_stock_client_answers_as_rest(served):
 
     request.model_spec.version_label = "stable"
     response, call = stub.Predict.with_call(request, timeout=60)
-    generated = dict((m.key, m.value) for m in call.initial_metadata())["x-request-id"]
+    generated = dict((m.key, m.value) for m in call.trailing_metadata())["x-request-id"]
     assert len(generated) == 32 and (tf.make_ndarray(response.outputs["outputs"]) == outputs).all()
     request.output_filter.append("nothing")
     with pytest.raises(grpc.RpcError) as error:
