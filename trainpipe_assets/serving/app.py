@@ -36,7 +36,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from trainpipe_assets.serving.batching import Batcher
-from trainpipe_assets.serving.capture import REQUEST_ID_HEADER, new_request_id
+from trainpipe_assets.serving.capture import REQUEST_ID_HEADER, RawJSON, new_request_id
 from trainpipe_assets.serving.codec import (
     MAX_JSON_DEPTH,
     ApiError,
@@ -122,6 +122,7 @@ async def read_json(request: Request, limits: Limits) -> dict:
     except ClientDisconnect:
         raise ApiError(400, "the client disconnected before sending the whole body") from None
     too_deep = ApiError(400, f"JSON nested deeper than {MAX_JSON_DEPTH} levels")
+    request.state.raw_body = raw  # for the capture, which writes the body as it came
     try:
         body = json.loads(raw)
     except RecursionError:  # nested deeper than the parser's own limit (about 1000 levels)
@@ -194,9 +195,14 @@ def build_app(
                     payload = predict_response(call, await run_predict(call))
                 else:
                     payload = await in_executor(classify_or_regress, loaded, body, suffix[1:], limits.max_instances)
-                if capture is not None:
+                if capture is not None:  # the body as it came and the answer as it goes: no encoding here
+                    answer = ApiJSONResponse(payload, headers=headers)
                     signature = body.get("signature_name") or "serving_default"
-                    capture.record(match["name"], loaded.version, signature, route, body, payload, request_id)
+                    raw = RawJSON(request.state.raw_body)
+                    capture.record(
+                        match["name"], loaded.version, signature, route, raw, RawJSON(answer.body), request_id
+                    )
+                    return answer
             elif suffix == "/metadata":
                 route = "metadata"
                 payload = metadata_json(metadata_response(match["name"], resolve(registry, match)))

@@ -43,6 +43,26 @@ def utc_now() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc)
 
 
+class RawJSON(bytes):
+    """A request or response already encoded as JSON text (the body as received, the answer as sent): written into
+    the line as it is, so the request path never pays for encoding it twice."""
+
+
+def _as_json_text(value: Any) -> str:
+    """One request or response as JSON text, on the writer thread: raw JSON as it is (unless it spans lines), a
+    protobuf message (gRPC) as TF Serving's JSON with proto field names, anything else through json."""
+    if isinstance(value, RawJSON):
+        text = value.decode("utf-8")
+        if "\n" not in text and "\r" not in text:
+            return text
+        value = json.loads(text)  # pretty-printed: one line per request, so encode it again
+    elif hasattr(value, "DESCRIPTOR"):
+        from google.protobuf import json_format
+
+        value = json_format.MessageToDict(value, preserving_proto_field_name=True)
+    return json.dumps(value, default=_jsonable, separators=(",", ":"))
+
+
 def _jsonable(value: Any) -> Any:
     """What json cannot write itself: bytes as TF Serving's {"b64": ...}, numpy values as numbers and lists."""
     if isinstance(value, (bytes, bytearray)):
@@ -237,8 +257,9 @@ class Capture:
     def record(
         self, model: str, version: int, signature: str, method: str, request: dict, response: dict, request_id: str
     ) -> None:
-        """Queue one answered request (sampled); never blocks, never does I/O. `request` and `response` must not be
-        changed afterwards: they are serialized later, on the writer thread."""
+        """Queue one answered request (sampled); never blocks, never does I/O. `request` and `response` (JSON-able
+        values, RawJSON, or protobuf messages) must not be changed afterwards: they are encoded later, on the writer
+        thread."""
         if self.sampling_rate < 1.0 and self._rng.random() >= self.sampling_rate:
             return
         if self._closed:
@@ -299,11 +320,10 @@ class Capture:
                 "method": method,
                 "time": when.astimezone(dt.timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
                 "request_id": request_id,
-                "request": request,
-                "response": response,
             }
             try:
-                text = json.dumps(line, default=_jsonable, separators=(",", ":"))
+                text = json.dumps(line, separators=(",", ":"))[:-1]
+                text += f',"request":{_as_json_text(request)},"response":{_as_json_text(response)}}}'
             except (TypeError, ValueError) as e:
                 log.warning("capture: request %s not written: %s", request_id, e)
                 self._failed += 1

@@ -179,16 +179,14 @@ class _Service:
             backend.metrics.observe(method, code.name, time.perf_counter() - started)
         if code is not grpc.StatusCode.OK:
             await context.abort(code, message)
-        if backend.capture is not None and method in RECORDED:
-            from google.protobuf import json_format
-
+        if backend.capture is not None and method in RECORDED:  # the messages, encoded on the capture's thread
             backend.capture.record(
                 request.model_spec.name,
                 loaded.version,
                 request.model_spec.signature_name or "serving_default",
                 RECORDED[method],
-                json_format.MessageToDict(request, preserving_proto_field_name=True),
-                json_format.MessageToDict(response, preserving_proto_field_name=True),
+                request,
+                response,
                 request_id,
             )
         return response

@@ -219,3 +219,28 @@ def wait_for(condition, seconds: float = 30.0) -> None:
             return
         event.wait(0.01)
     raise AssertionError("condition not reached")
+
+
+def test_raw_json_is_written_as_it_came_and_messages_are_encoded_on_the_writer_thread(tmp_path):
+    """The server hands over the body as received and the answer as sent (RawJSON), and gRPC messages as they are:
+    the line holds them as JSON, one line per request even when a client pretty-printed its body."""
+    import tensorflow as tf
+    from tensorflow_serving.apis import predict_pb2
+
+    capture = Capture(tmp_path, 1.0, clock=Clock(DAY))
+    raw = capture_module.RawJSON(b'{"instances":[{"b64":"AAE="}]}')
+    capture.record("m", 1, "serving_default", "predict", raw, capture_module.RawJSON(b'{"predictions":[[0.5]]}'), "a")
+    pretty = capture_module.RawJSON(b'{\n  "instances": [1, 2]\n}')
+    capture.record("m", 1, "serving_default", "predict", pretty, {"predictions": [1, 2]}, "b")
+    message = predict_pb2.PredictRequest()
+    message.model_spec.name = "m"
+    message.inputs["examples"].CopyFrom(tf.make_tensor_proto([b"\x00\x01"], dtype=tf.string))
+    capture.record("m", 1, "serving_default", "predict", message, {"predictions": [[0.25]]}, "c")
+    capture.close()
+    [path] = (tmp_path / "m").iterdir()
+    found = lines(path)
+    assert [e["request_id"] for e in found] == ["a", "b", "c"]  # three lines: the pretty body was put on one
+    assert found[0]["request"] == {"instances": [{"b64": "AAE="}]} and found[0]["response"] == {"predictions": [[0.5]]}
+    assert found[1]["request"] == {"instances": [1, 2]}
+    assert found[2]["request"]["model_spec"] == {"name": "m"}
+    assert found[2]["request"]["inputs"]["examples"]["string_val"] == ["AAE="]  # proto JSON: bytes in base64
