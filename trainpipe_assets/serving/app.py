@@ -186,8 +186,9 @@ def build_app(
                 route = suffix.lstrip(":") or "post"
                 if suffix not in (":predict", ":classify", ":regress"):
                     raise ApiError(404, f"no such route: POST {request.url.path}")
-                request_id = request.headers.get(REQUEST_ID_HEADER) or new_request_id()
-                headers = {REQUEST_ID_HEADER: request_id}
+                # a client's id is echoed; one is made up only when the request may be captured under it
+                request_id = request.headers.get(REQUEST_ID_HEADER) or (capture is not None and new_request_id())
+                headers = {REQUEST_ID_HEADER: request_id} if request_id else None
                 body = await read_json(request, limits)
                 loaded = resolve(registry, match)
                 if suffix == ":predict":

@@ -164,9 +164,10 @@ class _Service:
         or abort with the code."""
         started, backend = time.perf_counter(), self.backend
         sent = dict((m.key, m.value) for m in context.invocation_metadata() or ())
-        request_id = str(sent.get(REQUEST_ID_HEADER) or new_request_id())
-        # trailing, not initial, metadata: sending initial metadata first costs an extra operation on every call
-        context.set_trailing_metadata(((REQUEST_ID_HEADER, request_id),))
+        # a client's id is echoed; one is made up only when the call may be captured under it
+        request_id = str(sent.get(REQUEST_ID_HEADER) or (backend.capture is not None and new_request_id()) or "")
+        if request_id:  # trailing, not initial, metadata: initial metadata first costs an extra operation per call
+            context.set_trailing_metadata(((REQUEST_ID_HEADER, request_id),))
         code, message = grpc.StatusCode.OK, ""
         try:
             response, loaded = await handle()

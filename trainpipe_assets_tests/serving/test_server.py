@@ -49,6 +49,15 @@ def test_predict_row_and_columnar_with_b64_examples(server):
     assert code == 200 and columnar["outputs"] == body["predictions"]
 
 
+def test_without_capture_a_clients_request_id_is_echoed_and_none_is_made_up(server):
+    body = json.dumps({"instances": b64(server["examples"][:1])}).encode()
+    url = f"{server['root']}/v1/models/trips_model:predict"
+    with urllib.request.urlopen(urllib.request.Request(url, body, {"x-request-id": "abc-1"}), timeout=60) as answer:
+        assert answer.status == 200 and answer.headers["x-request-id"] == "abc-1"
+    with urllib.request.urlopen(urllib.request.Request(url, body), timeout=60) as answer:
+        assert answer.status == 200 and "x-request-id" not in answer.headers
+
+
 def test_error_codes(server):
     root = server["root"]
     assert post_raw(f"{root}/v1/models/trips_model:predict", b"{not json")[0] == 400
