@@ -58,7 +58,11 @@ def client_worker(kind: str, target: str, threads: int, seconds: float, bodies_f
         host, port = target.split(":")
         head = f"POST /v1/models/{model}:predict HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n"
         bodies = [json.dumps({"instances": [{"b64": base64.b64encode(r).decode()}]}).encode() for r in records]
-        requests = [f"{head}Content-Length: {len(b)}\r\n\r\n".encode() + b for b in bodies]
+        # each request carries its own x-request-id, as a client that joins labels to captured requests sends one
+        # (without it a capturing server makes one up, and its answers carry one header more than the others')
+        requests = [
+            f"{head}x-request-id: r{i}\r\nContent-Length: {len(b)}\r\n\r\n".encode() + b for i, b in enumerate(bodies)
+        ]
 
         def connect():
             sock = socket.create_connection((host, int(port)), timeout=30)
