@@ -63,15 +63,13 @@ def launch(location, job_name: str, tags: dict, instance, progress: bool = True,
     repository = next(iter(location.get_repositories().values()))
     remote_job = repository.get_full_job(job_name)
     run = _create_run(instance, location, repository, remote_job, run_config, tags, None, None)
-    events = []
     for event in execute_run_iterator(recon_job_from_origin(remote_job.get_python_origin()), run, instance):
-        events.append(event)
         if progress and event.event_type_value in ("STEP_SUCCESS", "STEP_FAILURE", "STEP_SKIPPED"):
             print(f"    {step_line(event)}", flush=True)
     finished = instance.get_run_by_id(run.run_id)
     records = instance.all_logs(run.run_id)  # steps in other processes (multiprocess, Celery) log only to the instance
     dagster_events = [r.dagster_event for r in records if r.dagster_event is not None]
-    return RunResult(run.run_id, finished.status == DagsterRunStatus.SUCCESS, dagster_events or events)
+    return RunResult(run.run_id, finished.status == DagsterRunStatus.SUCCESS, dagster_events)
 
 
 def step_line(event) -> str:

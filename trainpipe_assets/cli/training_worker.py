@@ -15,16 +15,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 from typing import Optional
 
-from trainpipe_assets.cli.tuning_worker import _stop, checked_name, default_name, localized
+from trainpipe_assets.cli.tuning_worker import _stop, localized, worker_setup
 
 
 def localized_job(job: dict, home) -> dict:
@@ -98,17 +96,10 @@ def run_rank(job: dict, rank: int, folder: Path, poll_seconds: float, name: str)
 
 def run(args: argparse.Namespace) -> int:
     from trainpipe_assets.core.net import free_port
-    from trainpipe_assets.core.settings import TrainpipeConfig
     from trainpipe_assets.model.training_cluster import claim, job_folder, open_jobs
 
-    if args.poll_seconds <= 0:
-        raise ValueError(f"--poll-seconds {args.poll_seconds}: must be > 0")
-    name = checked_name(args.name) if args.name else default_name()
+    name, home, folder = worker_setup(args, open_jobs)
     host = args.advertise_host or socket.gethostname()
-    home = TrainpipeConfig.from_env().home
-    folder = open_jobs(home)
-    if threading.current_thread() is threading.main_thread():  # so that run_rank() stops its child on the way out
-        signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     print(f"training worker {name}: watching {folder} for open training jobs", flush=True)
     done: set[str] = set()
     while True:

@@ -23,7 +23,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
-from typing import Optional
+from typing import Callable, Optional
 
 ORPHAN_SECONDS = 60.0
 NAME = re.compile(r"[A-Za-z0-9._-]+")
@@ -159,17 +159,24 @@ def join(search_file: Path, job: dict, name: str, home: str, poll_seconds: float
     return code
 
 
-def run(args: argparse.Namespace) -> int:
+def worker_setup(args: argparse.Namespace, folder_of: Callable[[str], Path]) -> tuple[str, str, Path]:
+    """What the worker commands start with: --poll-seconds and --name checked, then (name, the shared home, the folder
+    of it they watch); SIGTERM exits through `finally` blocks, so a worker stops its child on the way out."""
     from trainpipe_assets.core.settings import TrainpipeConfig
-    from trainpipe_assets.model.tuning_workers import open_searches
 
     if args.poll_seconds <= 0:
         raise ValueError(f"--poll-seconds {args.poll_seconds}: must be > 0")
     name = checked_name(args.name) if args.name else default_name()
     home = TrainpipeConfig.from_env().home
-    folder = open_searches(home)
-    if threading.current_thread() is threading.main_thread():  # so that join() stops its child on the way out
+    if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    return name, home, folder_of(home)
+
+
+def run(args: argparse.Namespace) -> int:
+    from trainpipe_assets.model.tuning_workers import open_searches
+
+    name, home, folder = worker_setup(args, open_searches)
     print(f"tuning worker {name}: watching {folder} for open searches", flush=True)
     done: set[str] = set()
     while True:

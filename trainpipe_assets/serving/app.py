@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import os
 import re
@@ -31,18 +30,13 @@ from typing import Optional
 
 from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.applications import Starlette
-from starlette.requests import ClientDisconnect, Request
+from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
 from trainpipe_assets.serving.batching import Batcher
 from trainpipe_assets.serving.capture import REQUEST_ID_HEADER, RawJSON, new_request_id
-from trainpipe_assets.serving.codec import (
-    MAX_JSON_DEPTH,
-    ApiError,
-    ApiJSONResponse,
-    nested_deeper_than,
-)
+from trainpipe_assets.serving.codec import ApiError, ApiJSONResponse, read_json
 from trainpipe_assets.serving.messages import metadata_json, metadata_response, status_json, status_response
 from trainpipe_assets.serving.metrics import Metrics
 from trainpipe_assets.serving.model_store import LoadedVersion, ModelStore
@@ -97,46 +91,6 @@ def resolve(registry: ModelRegistry, match: re.Match) -> LoadedVersion:
     return registry.resolve(match["name"], int(match["version"]) if match["version"] else None, match["label"])
 
 
-async def read_body(request: Request, max_body_bytes: int) -> bytes:
-    length = request.headers.get("content-length") or "0"
-    if not length.isdigit():
-        raise ApiError(400, f"bad content-length header {length!r}")
-    if int(length) > max_body_bytes:
-        raise ApiError(413, f"request body over {max_body_bytes} bytes")
-    chunks, size = [], 0
-    async for chunk in request.stream():  # a chunked body has no content-length: count as it comes
-        size += len(chunk)
-        if size > max_body_bytes:
-            raise ApiError(413, f"request body over {max_body_bytes} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
-async def read_json(request: Request, limits: Limits) -> dict:
-    try:
-        async with asyncio.timeout(limits.body_timeout_seconds):  # not wait_for: no task of its own per request
-            raw = await read_body(request, limits.max_body_bytes)
-    except TimeoutError:
-        seconds = limits.body_timeout_seconds
-        raise ApiError(408, f"request body not received within {seconds:g} s (--body-timeout-seconds)") from None
-    except ClientDisconnect:
-        raise ApiError(400, "the client disconnected before sending the whole body") from None
-    too_deep = ApiError(400, f"JSON nested deeper than {MAX_JSON_DEPTH} levels")
-    request.state.raw_body = raw  # for the capture, which writes the body as it came
-    try:
-        body = json.loads(raw)
-    except RecursionError:  # nested deeper than the parser's own limit (about 1000 levels)
-        raise too_deep from None
-    except ValueError as e:
-        raise ApiError(400, f"request body is not JSON: {e}") from None
-    if not isinstance(body, dict):
-        raise ApiError(400, "request body must be a JSON object")
-    # counting brackets (in C) spares most bodies the walk: fewer brackets than levels cannot nest that deep
-    if raw.count(b"[") + raw.count(b"{") > MAX_JSON_DEPTH and nested_deeper_than(body, MAX_JSON_DEPTH):
-        raise too_deep
-    return body
-
-
 def status(registry: ModelRegistry, match: re.Match) -> dict:
     version = int(match["version"]) if match["version"] else None
     return status_json(status_response(registry.status_versions(match["name"], version, match["label"])))
@@ -189,7 +143,7 @@ def build_app(
                 # a client's id is echoed; one is made up only when the request may be captured under it
                 request_id = request.headers.get(REQUEST_ID_HEADER) or (capture is not None and new_request_id())
                 headers = {REQUEST_ID_HEADER: request_id} if request_id else None
-                body = await read_json(request, limits)
+                body = await read_json(request, limits.max_body_bytes, limits.body_timeout_seconds)
                 loaded = resolve(registry, match)
                 if suffix == ":predict":
                     call = parse_predict(loaded, body, limits.max_instances)

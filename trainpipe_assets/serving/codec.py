@@ -6,10 +6,12 @@ Non-finite floats are written NaN, Infinity and -Infinity, as TF Serving writes 
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 from typing import Any
 
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse
 
 MAX_JSON_DEPTH = 100
@@ -116,3 +118,45 @@ def serialize_example(features: dict) -> bytes:
         except ValueError as e:  # e.g. an integer out of int64's range
             raise ApiError(400, f"feature {key!r}: {e}")
     return example.SerializeToString()
+
+
+async def read_body(request: Request, max_body_bytes: int) -> bytes:
+    length = request.headers.get("content-length") or "0"
+    if not length.isdigit():
+        raise ApiError(400, f"bad content-length header {length!r}")
+    if int(length) > max_body_bytes:
+        raise ApiError(413, f"request body over {max_body_bytes} bytes")
+    chunks, size = [], 0
+    async for chunk in request.stream():  # a chunked body has no content-length: count as it comes
+        size += len(chunk)
+        if size > max_body_bytes:
+            raise ApiError(413, f"request body over {max_body_bytes} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def read_json(request: Request, max_body_bytes: int, timeout_seconds: float) -> dict:
+    """The body as a JSON object; every way it can be wrong is an ApiError naming it (408, 413, 400)."""
+    try:
+        async with asyncio.timeout(timeout_seconds):  # not wait_for: no task of its own per request
+            raw = await read_body(request, max_body_bytes)
+    except TimeoutError:
+        raise ApiError(
+            408, f"request body not received within {timeout_seconds:g} s (--body-timeout-seconds)"
+        ) from None
+    except ClientDisconnect:
+        raise ApiError(400, "the client disconnected before sending the whole body") from None
+    too_deep = ApiError(400, f"JSON nested deeper than {MAX_JSON_DEPTH} levels")
+    request.state.raw_body = raw  # for the capture, which writes the body as it came
+    try:
+        body = json.loads(raw)
+    except RecursionError:  # nested deeper than the parser's own limit (about 1000 levels)
+        raise too_deep from None
+    except ValueError as e:
+        raise ApiError(400, f"request body is not JSON: {e}") from None
+    if not isinstance(body, dict):
+        raise ApiError(400, "request body must be a JSON object")
+    # counting brackets (in C) spares most bodies the walk: fewer brackets than levels cannot nest that deep
+    if raw.count(b"[") + raw.count(b"{") > MAX_JSON_DEPTH and nested_deeper_than(body, MAX_JSON_DEPTH):
+        raise too_deep
+    return body
