@@ -21,8 +21,8 @@ from trainpipe_assets.model.evaluator import model_blessed, model_evaluation
 from trainpipe_assets.model.trainer import trained_model
 from trainpipe_assets.model.transform import transform_graph
 from trainpipe_assets.model.tuner import best_hyperparameters
-from trainpipe_assets.orchestration.calendar import resolved_partitioning
 from trainpipe_assets.orchestration.jobs import build_jobs, queue_tags
+from trainpipe_assets.orchestration.loaded_partitions import resolved_partitioning
 from trainpipe_assets.orchestration.new_rows_sensor import new_rows_sensor
 from trainpipe_assets.orchestration.performance_sensor import retrain_on_degradation_sensor
 from trainpipe_assets.orchestration.schedules import build_retraining_schedule

@@ -12,7 +12,7 @@ from dagster import build_sensor_context
 
 from trainpipe_assets.core.partitions import partitioning
 from trainpipe_assets.core.settings import DEFAULT_CONFIG_PATH, TrainpipeConfig
-from trainpipe_assets.orchestration.calendar import resolved_partitioning
+from trainpipe_assets.orchestration.loaded_partitions import resolved_partitioning
 
 DAYS = ["2024-03-01", "2024-03-02", "2024-03-03"]
 ROWS_PER_DAY = 240

@@ -116,7 +116,7 @@ def _ask_a_server(name: str, base: Path, request: Path) -> str:
 
 def _write_predict_request(trainpipe, day: str) -> Path:
     """A TF Serving :predict body with three raw eval examples of `day`, serialized and base64-encoded."""
-    from trainpipe_assets.core.records import read_records
+    from trainpipe_assets.core.example_reader import read_records
 
     records = read_records([str(trainpipe.artifacts_dir / "examples" / day / "Split-eval" / "*.gz")], limit=3)
     path = Path(trainpipe.home) / "predict_request.json"

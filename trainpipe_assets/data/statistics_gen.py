@@ -15,9 +15,9 @@ from tensorflow_metadata.proto.v0 import statistics_pb2
 
 from trainpipe_assets.core import metadata as md
 from trainpipe_assets.core.artifacts import Examples, Statistics
+from trainpipe_assets.core.example_reader import decode_examples, read_records
 from trainpipe_assets.core.io_managers.artifact_dir import read_artifact
 from trainpipe_assets.core.partitions import pipeline_asset
-from trainpipe_assets.core.records import decode_examples, read_records
 from trainpipe_assets.core.settings import TrainpipeConfig
 from trainpipe_assets.core.step import Step
 from trainpipe_assets.core.storage import write_bytes

@@ -18,7 +18,7 @@ from typing import Iterator, Optional, Sequence
 
 import numpy as np
 
-from trainpipe_assets.core.records import iter_record_batches
+from trainpipe_assets.core.example_reader import iter_record_batches
 
 SIGNATURE = "serving_default"
 CHUNK_ROWS = 4096  # examples per Beam element and per serving_default call (1024 was ~10% slower end to end)

@@ -7,9 +7,9 @@ import statistics as stats
 from dagster import AssetCheckExecutionContext, AssetCheckResult, AssetExecutionContext, MetadataValue, Output
 
 from trainpipe_assets.core.artifacts import Examples, InfraValidation, Model, ModelEvaluation
+from trainpipe_assets.core.example_reader import read_records
 from trainpipe_assets.core.faults import kill_point
 from trainpipe_assets.core.partitions import pipeline_asset, pipeline_check
-from trainpipe_assets.core.records import read_records
 from trainpipe_assets.core.settings import TrainpipeConfig
 from trainpipe_assets.core.step import Step, fail
 from trainpipe_assets.core.storage import write_text

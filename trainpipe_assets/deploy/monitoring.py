@@ -23,8 +23,8 @@ from dagster import (
 from trainpipe_assets.core import metadata as md
 from trainpipe_assets.core.artifacts import Examples, ServingPerformance
 from trainpipe_assets.core.event_log import current_baseline, model_history, serving_at, serving_timeline
+from trainpipe_assets.core.example_reader import decode_examples, read_records
 from trainpipe_assets.core.partitions import pipeline_asset
-from trainpipe_assets.core.records import decode_examples, read_records
 from trainpipe_assets.core.settings import TrainpipeConfig
 from trainpipe_assets.core.step import Step, fail
 from trainpipe_assets.core.storage import write_text

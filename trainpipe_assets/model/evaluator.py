@@ -10,8 +10,8 @@ from dagster import AssetCheckExecutionContext, AssetCheckResult, AssetExecution
 from trainpipe_assets.core import metadata as md
 from trainpipe_assets.core.artifacts import Examples, Model, ModelEvaluation, TransformGraph
 from trainpipe_assets.core.event_log import current_baseline
+from trainpipe_assets.core.example_reader import decode_examples, read_records
 from trainpipe_assets.core.partitions import pipeline_asset, pipeline_check
-from trainpipe_assets.core.records import decode_examples, read_records
 from trainpipe_assets.core.retry import TRANSIENT_RETRY
 from trainpipe_assets.core.settings import TrainpipeConfig
 from trainpipe_assets.core.step import Step, fail

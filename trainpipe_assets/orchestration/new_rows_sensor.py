@@ -9,7 +9,7 @@ from dagster import RunRequest, SensorEvaluationContext, SensorResult, SkipReaso
 
 from trainpipe_assets.core.settings import TrainpipeConfig
 from trainpipe_assets.data.sources.sql_source import SqlSource
-from trainpipe_assets.orchestration.calendar import daily_partitions
+from trainpipe_assets.orchestration.loaded_partitions import daily_partitions
 
 
 @dataclass

@@ -13,7 +13,7 @@ from dagster import AssetKey, AssetRecordsFilter, RunRequest, SensorEvaluationCo
 from trainpipe_assets.core import metadata as md
 from trainpipe_assets.core.event_log import current_baseline
 from trainpipe_assets.core.settings import TrainpipeConfig
-from trainpipe_assets.orchestration.calendar import daily_partitions
+from trainpipe_assets.orchestration.loaded_partitions import daily_partitions
 
 PERFORMANCE = AssetKey("serving_model_performance")
 TRAFFIC = AssetKey("served_traffic")

@@ -25,7 +25,7 @@ from dagster import (
 from trainpipe_assets.core import metadata as md
 from trainpipe_assets.core.settings import TrainpipeConfig
 from trainpipe_assets.data.sources.csv_source import IN_PROGRESS_SUFFIXES, file_sha256, parse_file_name
-from trainpipe_assets.orchestration.calendar import daily_partitions
+from trainpipe_assets.orchestration.loaded_partitions import daily_partitions
 
 SETTLE_SECONDS = 30  # a file is complete once untouched this long, or once its size and mtime held for a tick
 

@@ -1,6 +1,6 @@
 import pyarrow as pa
 
-from trainpipe_assets.core.records import decode_examples
+from trainpipe_assets.core.example_reader import decode_examples
 from trainpipe_assets.data.example_validator import (
     MISSING_FEATURE,
     MISSING_VALUES,

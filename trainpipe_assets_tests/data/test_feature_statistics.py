@@ -2,7 +2,7 @@ import pytest
 import tensorflow as tf
 from tensorflow_metadata.proto.v0 import statistics_pb2
 
-from trainpipe_assets.core.records import decode_examples
+from trainpipe_assets.core.example_reader import decode_examples
 from trainpipe_assets.data.statistics_gen import Stats, feature_statistics, markdown_table
 from trainpipe_assets.data.stats_compare import (
     compare,

@@ -3,7 +3,7 @@ from apache_beam.ml.inference.base import PredictionResult
 from dagster import instance_for_test
 
 from trainpipe_assets.core.artifacts import MANIFEST, from_manifest
-from trainpipe_assets.core.records import read_records
+from trainpipe_assets.core.example_reader import read_records
 from trainpipe_assets.data.example_gen import examples
 from trainpipe_assets.deploy.beam_inference import Chunk, OutputSpec, arrow_schema, predictions_table
 from trainpipe_assets.deploy.bulk_inferrer import batch_predictions

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from trainpipe_assets.core.records import read_records
+from trainpipe_assets.core.example_reader import read_records
 from trainpipe_assets.core.settings import InfraValidationSettings
 from trainpipe_assets.deploy.infra_sandbox import validate
 from trainpipe_assets_tests.helpers import DAYS

@@ -11,8 +11,8 @@ import pytest
 from dagster import AssetKey, AssetRecordsFilter
 
 from trainpipe_assets.core.event_log import current_baseline, model_history
+from trainpipe_assets.core.example_reader import decode_examples, read_records
 from trainpipe_assets.core.io_managers.artifact_dir import read_artifact
-from trainpipe_assets.core.records import decode_examples, read_records
 from trainpipe_assets.data.example_gen import examples
 from trainpipe_assets.deploy.monitoring import FROM_CAPTURE, FROM_EXAMPLES, serving_model_performance
 from trainpipe_assets.deploy.served_traffic import served_traffic

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from google.protobuf import json_format
 
-from trainpipe_assets.core.records import decode_examples
+from trainpipe_assets.core.example_reader import decode_examples
 from trainpipe_assets.data.statistics_gen import feature_statistics
 from trainpipe_assets.data.stats_compare import features_of
 from trainpipe_assets.deploy.traffic_decode import decode_traffic, request_rows, response_predictions

@@ -7,8 +7,8 @@ import tensorflow as tf
 from dagster import AssetKey, build_output_context
 
 from trainpipe_assets.core.artifacts import Model
+from trainpipe_assets.core.example_reader import read_records
 from trainpipe_assets.core.io_managers.saved_model import SavedModelIOManager
-from trainpipe_assets.core.records import read_records
 from trainpipe_assets.data.example_gen import examples
 from trainpipe_assets.data.schema_gen import schema
 from trainpipe_assets.data.statistics_gen import statistics

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from trainpipe_assets.core.records import read_records
+from trainpipe_assets.core.example_reader import read_records
 from trainpipe_assets.data.example_gen import examples
 from trainpipe_assets.data.schema_gen import schema
 from trainpipe_assets.data.statistics_gen import statistics

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from dagster import instance_for_test
 
-from trainpipe_assets.core.records import read_records
+from trainpipe_assets.core.example_reader import read_records
 from trainpipe_assets.data.sample_data import write_days
 from trainpipe_assets.definitions import build_definitions
 from trainpipe_assets_tests.helpers import failure_message, make_config, metadata_of, run_job, write_config

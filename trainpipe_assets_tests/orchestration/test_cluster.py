@@ -143,7 +143,7 @@ def test_history_and_rollback_read_and_write_the_postgres_event_log(cluster, run
 
 
 def test_the_pushed_model_serves(cluster, runs):
-    from trainpipe_assets.core.records import read_records
+    from trainpipe_assets.core.example_reader import read_records
 
     trainpipe = cluster["trainpipe"]
     eval_files = str(trainpipe.artifacts_dir / "examples" / CLUSTER_DAYS[-1] / "Split-eval" / "*.gz")

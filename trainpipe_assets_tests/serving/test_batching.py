@@ -11,7 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from trainpipe_assets.core.records import read_records
+from trainpipe_assets.core.example_reader import read_records
 from trainpipe_assets.serving.app import BatchingOptions, build_app
 from trainpipe_assets.serving.batching import Batcher
 from trainpipe_assets.serving.codec import ApiError, serialize_example

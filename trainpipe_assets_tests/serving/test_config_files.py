@@ -9,7 +9,7 @@ import urllib.request
 
 import pytest
 
-from trainpipe_assets.core.records import read_records
+from trainpipe_assets.core.example_reader import read_records
 from trainpipe_assets.serving.client import http_json
 from trainpipe_assets_tests.conftest import DAYS
 from trainpipe_assets_tests.serving.helpers import Server, b64, sample

@@ -25,7 +25,7 @@ from tensorflow_serving.apis import (
     regression_pb2,
 )
 
-from trainpipe_assets.core.records import read_records
+from trainpipe_assets.core.example_reader import read_records
 from trainpipe_assets.serving.capture import read_day
 from trainpipe_assets.serving.client import http_json
 from trainpipe_assets_tests.conftest import DAYS

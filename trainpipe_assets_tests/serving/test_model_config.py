@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from trainpipe_assets.core.records import read_records
+from trainpipe_assets.core.example_reader import read_records
 from trainpipe_assets.serving import app
 from trainpipe_assets.serving.client import http_json
 from trainpipe_assets.serving.model_config import LATEST_VERSION, VersionPolicy
