@@ -31,7 +31,7 @@ def main() -> None:
     from trainpipe_assets.data.example_gen import examples
     from trainpipe_assets.data.sample_data import write_days
     from trainpipe_assets.data.schema_gen import schema
-    from trainpipe_assets.data.statistics_gen import statistics
+    from trainpipe_assets.data.statistics_gen.component import statistics
     from trainpipe_assets.definitions import build_definitions
     from trainpipe_assets.model.transform import transform_graph
     from trainpipe_assets.model.tuner import best_hyperparameters

@@ -14,7 +14,7 @@ from trainpipe_assets.core.io_managers.artifact_dir import read_artifact
 from trainpipe_assets.core.metadata import preview
 from trainpipe_assets.core.partitions import pipeline_check
 from trainpipe_assets.core.settings import TrainpipeConfig
-from trainpipe_assets.data.statistics_gen import Stats, common_stats_of
+from trainpipe_assets.data.statistics_gen.compare import Stats, common_stats_of
 
 MISSING_FEATURE = "MISSING_FEATURE"
 UNEXPECTED_FEATURE = "UNEXPECTED_FEATURE"

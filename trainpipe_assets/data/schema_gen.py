@@ -12,7 +12,7 @@ from trainpipe_assets.core.partitions import pipeline_asset
 from trainpipe_assets.core.settings import TrainpipeConfig
 from trainpipe_assets.core.step import Step, fail
 from trainpipe_assets.core.storage import write_text
-from trainpipe_assets.data.statistics_gen import Stats, common_stats_of
+from trainpipe_assets.data.statistics_gen.compare import Stats, common_stats_of
 from trainpipe_assets.module.loader import require_functions
 
 CODE_VERSION = "schema-v1"

@@ -1,2 +1,1 @@
-"""Deployment components: InfraValidator (with its sandboxed server), Pusher, rollback, BulkInferrer and
-evaluation after deployment (monitoring)."""
+"""Deployment components: InfraValidator (with its sandboxed server), Pusher, rollback and BulkInferrer."""

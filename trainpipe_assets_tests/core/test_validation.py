@@ -10,7 +10,7 @@ from dagster import instance_for_test
 from trainpipe_assets.core.validation import judge_window
 from trainpipe_assets.data.example_gen import examples
 from trainpipe_assets.data.sample_data import write_days
-from trainpipe_assets.data.statistics_gen import statistics
+from trainpipe_assets.data.statistics_gen.component import statistics
 from trainpipe_assets.definitions import build_definitions
 from trainpipe_assets_tests.helpers import (
     FIXED,

@@ -13,7 +13,7 @@ from trainpipe_assets.data.example_validator import (
     find_anomalies,
 )
 from trainpipe_assets.data.schema_gen import infer_schema
-from trainpipe_assets.data.statistics_gen import feature_statistics
+from trainpipe_assets.data.statistics_gen.component import feature_statistics
 from trainpipe_assets_tests.helpers import example
 
 BASE = [example(n=i, s="a" if i % 2 else "b", opt=i) for i in range(10)] + [example(n=10, s="a")]

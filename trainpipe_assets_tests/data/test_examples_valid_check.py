@@ -6,7 +6,7 @@ from trainpipe_assets.data.example_gen import examples
 from trainpipe_assets.data.example_validator import OUT_OF_DOMAIN, Anomaly, anomalies_text, examples_valid
 from trainpipe_assets.data.sample_data import write_days
 from trainpipe_assets.data.schema_gen import schema
-from trainpipe_assets.data.statistics_gen import statistics
+from trainpipe_assets.data.statistics_gen.component import statistics
 from trainpipe_assets_tests.helpers import DAYS, make_config, materialize, metadata_of, resources_for, run_job
 
 

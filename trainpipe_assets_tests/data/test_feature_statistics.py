@@ -3,16 +3,10 @@ import tensorflow as tf
 from tensorflow_metadata.proto.v0 import statistics_pb2
 
 from trainpipe_assets.core.example_reader import decode_examples
-from trainpipe_assets.data.statistics_gen import Stats, feature_statistics, markdown_table
-from trainpipe_assets.data.stats_compare import (
-    compare,
-    drift_markdown,
-    drift_max,
-    l_infinity,
-    side_by_side_markdown,
-    skew_max,
-)
-from trainpipe_assets.data.stats_plots import histograms_markdown
+from trainpipe_assets.data.statistics_gen.compare import Stats, compare, drift_max, l_infinity, skew_max
+from trainpipe_assets.data.statistics_gen.component import feature_statistics, markdown_table
+from trainpipe_assets.data.statistics_gen.plots import histograms_markdown
+from trainpipe_assets.data.statistics_gen.tables import drift_markdown, side_by_side_markdown
 from trainpipe_assets_tests.helpers import PNG_MAGIC, example, inline_pngs
 
 

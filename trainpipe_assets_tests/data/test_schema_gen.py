@@ -9,7 +9,7 @@ from trainpipe_assets.data.example_gen import examples
 from trainpipe_assets.data.example_validator import examples_valid
 from trainpipe_assets.data.sample_data import write_days
 from trainpipe_assets.data.schema_gen import schema as schema_asset
-from trainpipe_assets.data.statistics_gen import statistics
+from trainpipe_assets.data.statistics_gen.component import statistics
 from trainpipe_assets_tests.helpers import DAYS, make_config, materialize, resources_for
 
 

@@ -2,7 +2,7 @@ from tensorflow_metadata.proto.v0 import schema_pb2
 
 from trainpipe_assets.core.example_reader import decode_examples
 from trainpipe_assets.data.schema_gen import MAX_STRING_DOMAIN_SIZE, infer_schema
-from trainpipe_assets.data.statistics_gen import feature_statistics
+from trainpipe_assets.data.statistics_gen.component import feature_statistics
 from trainpipe_assets_tests.helpers import example
 
 

@@ -7,7 +7,7 @@ from trainpipe_assets.core.example_reader import read_records
 from trainpipe_assets.data.example_gen import examples
 from trainpipe_assets.deploy.beam_inference import Chunk, OutputSpec, arrow_schema, predictions_table
 from trainpipe_assets.deploy.bulk_inferrer import batch_predictions
-from trainpipe_assets.model.evaluator import score_serialized
+from trainpipe_assets.model.evaluator.component import score_serialized
 from trainpipe_assets_tests.helpers import (
     DAYS,
     FAST_TRAINING,

@@ -1,5 +1,5 @@
 from trainpipe_assets.core.settings import ChangeThreshold, MetricThreshold
-from trainpipe_assets.model.blessing import decide_blessing
+from trainpipe_assets.model.evaluator.blessing import decide_blessing
 
 HIGHER = ChangeThreshold(direction="higher_is_better", absolute=-0.01)
 

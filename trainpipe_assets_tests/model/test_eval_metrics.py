@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from trainpipe_assets.model.eval_metrics import (
+from trainpipe_assets.model.evaluator.metrics import (
     MAX_CURVE_POINTS,
     MISSING_SLICE,
     calibration_bins,

@@ -2,8 +2,8 @@
 import numpy as np
 from dagster import MarkdownMetadataValue
 
-from trainpipe_assets.model.eval_metrics import compute_metrics, curves, sliced_metrics
-from trainpipe_assets.model.eval_plots import evaluation_metadata, slices_markdown, thresholds_markdown
+from trainpipe_assets.model.evaluator.metrics import compute_metrics, curves, sliced_metrics
+from trainpipe_assets.model.evaluator.plots import evaluation_metadata, slices_markdown, thresholds_markdown
 from trainpipe_assets_tests.helpers import PNG_MAGIC, inline_pngs
 
 METRICS = ["accuracy", "auc", "loss"]

@@ -14,7 +14,7 @@ import tensorflow as tf
 from trainpipe_assets.core.example_reader import read_records
 from trainpipe_assets.data.example_gen import examples
 from trainpipe_assets.data.schema_gen import schema
-from trainpipe_assets.data.statistics_gen import statistics
+from trainpipe_assets.data.statistics_gen.component import statistics
 from trainpipe_assets.model.trainer import trained_model
 from trainpipe_assets.model.training_workers import tf_config
 from trainpipe_assets.model.transform import transform_graph

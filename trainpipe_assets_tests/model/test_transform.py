@@ -10,7 +10,7 @@ from trainpipe_assets.core.artifacts import TransformGraph
 from trainpipe_assets.core.io_managers.artifact_dir import read_artifact
 from trainpipe_assets.data.example_gen import examples
 from trainpipe_assets.data.schema_gen import schema
-from trainpipe_assets.data.statistics_gen import statistics
+from trainpipe_assets.data.statistics_gen.component import statistics
 from trainpipe_assets.model.transform import transform_graph
 from trainpipe_assets_tests.helpers import DAYS, failure_message, make_config, materialize, resources_for
 

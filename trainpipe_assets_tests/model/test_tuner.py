@@ -5,7 +5,7 @@ import keras_tuner
 
 from trainpipe_assets.data.example_gen import examples
 from trainpipe_assets.data.schema_gen import schema
-from trainpipe_assets.data.statistics_gen import statistics
+from trainpipe_assets.data.statistics_gen.component import statistics
 from trainpipe_assets.model.transform import transform_graph
 from trainpipe_assets.model.tuner import best_hyperparameters
 from trainpipe_assets_tests.helpers import DAYS, make_config, materialize, resources_for, write_config

@@ -16,7 +16,7 @@ import pytest
 from trainpipe_assets.cli import tuning_worker
 from trainpipe_assets.data.example_gen import examples
 from trainpipe_assets.data.schema_gen import schema
-from trainpipe_assets.data.statistics_gen import statistics
+from trainpipe_assets.data.statistics_gen.component import statistics
 from trainpipe_assets.model import tuning_workers
 from trainpipe_assets.model.transform import transform_graph
 from trainpipe_assets.model.tuner import best_hyperparameters

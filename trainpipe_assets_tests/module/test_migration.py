@@ -117,7 +117,7 @@ def test_a_keras_2_era_module_saves_a_servable_model(tmp_path):
 def test_the_loss_is_keras_cross_entropy_for_logits_and_probabilities(units):
     import keras
 
-    from trainpipe_assets.model.eval_metrics import as_probabilities, compute_metrics
+    from trainpipe_assets.model.evaluator.metrics import as_probabilities, compute_metrics
 
     rng = np.random.default_rng(0)
     logits = rng.normal(0, 2, size=(500, units)).astype(np.float32)

@@ -7,17 +7,11 @@ import pytest
 from google.protobuf import json_format
 
 from trainpipe_assets.core.example_reader import decode_examples
-from trainpipe_assets.data.statistics_gen import feature_statistics
-from trainpipe_assets.data.stats_compare import features_of
-from trainpipe_assets.deploy.traffic_decode import decode_traffic, request_rows, response_predictions
-from trainpipe_assets.deploy.traffic_labels import live_metrics, read_labels
-from trainpipe_assets.deploy.traffic_skew import (
-    feature_skews,
-    jensen_shannon,
-    merge_statistics,
-    served_batch,
-    served_statistics,
-)
+from trainpipe_assets.data.statistics_gen.compare import feature_skews, features_of, jensen_shannon
+from trainpipe_assets.data.statistics_gen.component import feature_statistics
+from trainpipe_assets.monitoring.live_labels import live_metrics, read_labels
+from trainpipe_assets.monitoring.served_statistics import merge_statistics, served_batch, served_statistics
+from trainpipe_assets.monitoring.traffic_decode import decode_traffic, request_rows, response_predictions
 from trainpipe_assets_tests.helpers import example
 
 ROW = {"fare": [12.5], "company": [b"Flash Cab"], "hour": [13]}

@@ -7,7 +7,7 @@ from dagster import AssetKey, AssetMaterialization, MetadataValue, instance_for_
 from trainpipe_assets.core.event_log import current_baseline
 from trainpipe_assets.core.settings import ConfigError
 from trainpipe_assets.data.example_gen import examples
-from trainpipe_assets.deploy.monitoring import (
+from trainpipe_assets.monitoring.serving_model_performance import (
     END_OF_DAY,
     EXAMPLES_MATERIALIZED,
     SERVING_NOW,

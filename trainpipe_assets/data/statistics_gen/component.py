@@ -21,15 +21,9 @@ from trainpipe_assets.core.partitions import pipeline_asset
 from trainpipe_assets.core.settings import TrainpipeConfig
 from trainpipe_assets.core.step import Step
 from trainpipe_assets.core.storage import write_bytes
-from trainpipe_assets.data.stats_compare import (
-    cell,
-    common_stats_of,
-    drift_markdown,
-    drift_max,
-    side_by_side_markdown,
-    skew_max,
-)
-from trainpipe_assets.data.stats_plots import histograms_markdown
+from trainpipe_assets.data.statistics_gen.compare import common_stats_of, drift_max, skew_max
+from trainpipe_assets.data.statistics_gen.plots import histograms_markdown
+from trainpipe_assets.data.statistics_gen.tables import cell, drift_markdown, side_by_side_markdown
 
 CODE_VERSION = "statistics-v2"  # v2: equi-width histograms in num_stats, skew and drift in the metadata
 TOP_VALUES_KEPT = 1000  # enough to measure out-of-domain mass against a schema's string domains

@@ -16,10 +16,10 @@ from trainpipe_assets.core.retry import TRANSIENT_RETRY
 from trainpipe_assets.core.settings import TrainpipeConfig
 from trainpipe_assets.core.step import Step, fail
 from trainpipe_assets.core.storage import write_text
-from trainpipe_assets.model.blessing import decide_blessing
-from trainpipe_assets.model.eval_labels import eval_labels, eval_set_warnings
-from trainpipe_assets.model.eval_metrics import as_probabilities, compute_metrics, curves, sliced_metrics
-from trainpipe_assets.model.eval_plots import evaluation_metadata
+from trainpipe_assets.model.evaluator.blessing import decide_blessing
+from trainpipe_assets.model.evaluator.labels import eval_labels, eval_set_warnings
+from trainpipe_assets.model.evaluator.metrics import as_probabilities, compute_metrics, curves, sliced_metrics
+from trainpipe_assets.model.evaluator.plots import evaluation_metadata
 
 CODE_VERSION = "evaluation-v2"  # v2: curves in evaluation.json, plots and tables in the metadata
 FORCE_BLESS_TAG = "trainpipe/force_bless"

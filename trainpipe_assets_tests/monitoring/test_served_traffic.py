@@ -14,10 +14,10 @@ from trainpipe_assets.core.event_log import current_baseline, model_history
 from trainpipe_assets.core.example_reader import decode_examples, read_records
 from trainpipe_assets.core.io_managers.artifact_dir import read_artifact
 from trainpipe_assets.data.example_gen import examples
-from trainpipe_assets.deploy.monitoring import FROM_CAPTURE, FROM_EXAMPLES, serving_model_performance
-from trainpipe_assets.deploy.served_traffic import served_traffic
-from trainpipe_assets.model.eval_metrics import as_probabilities
-from trainpipe_assets.model.evaluator import score_serialized
+from trainpipe_assets.model.evaluator.component import score_serialized
+from trainpipe_assets.model.evaluator.metrics import as_probabilities
+from trainpipe_assets.monitoring.served_traffic import served_traffic
+from trainpipe_assets.monitoring.serving_model_performance import FROM_CAPTURE, FROM_EXAMPLES, serving_model_performance
 from trainpipe_assets.orchestration.performance_sensor import WATCHED, retrain_on_degradation_sensor
 from trainpipe_assets.serving.capture import Capture
 from trainpipe_assets_tests import helpers

@@ -1,6 +1,6 @@
 """What the served model answered, per version: the distribution of its predictions, and, for captured requests whose
 labels arrived later (serving.capture_labels: CSV or JSONL files of request_id, label and optionally index, the row's
-position in a request of several rows), its live metrics (model/eval_metrics.py, as the Evaluator computes them).
+position in a request of several rows), its live metrics (model/evaluator/metrics.py, as the Evaluator computes them).
 Labels are taken as the model saw them: 0/1, or a class index."""
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from typing import Optional
 
 import numpy as np
 
-from trainpipe_assets.deploy.traffic_decode import Traffic
-from trainpipe_assets.model.eval_metrics import as_probabilities, compute_metrics
+from trainpipe_assets.model.evaluator.metrics import as_probabilities, compute_metrics
+from trainpipe_assets.monitoring.traffic_decode import Traffic
 
 Key = tuple[str, int]
 SCORE_BINS = 10  # the histogram of predicted scores: equal bins over [0, 1]

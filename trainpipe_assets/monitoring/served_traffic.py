@@ -26,12 +26,11 @@ from trainpipe_assets.core.partitions import pipeline_asset
 from trainpipe_assets.core.settings import TrainpipeConfig
 from trainpipe_assets.core.step import Step, fail
 from trainpipe_assets.core.storage import write_bytes, write_text
-from trainpipe_assets.data.statistics_gen import previous_day_statistics
-from trainpipe_assets.data.stats_compare import Dataset, features_of, side_by_side_markdown
-from trainpipe_assets.data.stats_plots import histogram_figure, standard_histogram
-from trainpipe_assets.deploy.monitoring import pushed_by
-from trainpipe_assets.deploy.traffic_decode import decode_traffic
-from trainpipe_assets.deploy.traffic_labels import (
+from trainpipe_assets.data.statistics_gen.compare import Dataset, feature_skews, features_of, standard_histogram
+from trainpipe_assets.data.statistics_gen.component import previous_day_statistics
+from trainpipe_assets.data.statistics_gen.plots import histogram_figure
+from trainpipe_assets.data.statistics_gen.tables import side_by_side_markdown, skew_markdown
+from trainpipe_assets.monitoring.live_labels import (
     SCORE_BINS,
     live_markdown,
     live_metrics,
@@ -39,13 +38,9 @@ from trainpipe_assets.deploy.traffic_labels import (
     predictions_markdown,
     read_labels,
 )
-from trainpipe_assets.deploy.traffic_skew import (
-    feature_skews,
-    feature_types,
-    merge_statistics,
-    served_statistics,
-    skew_markdown,
-)
+from trainpipe_assets.monitoring.served_statistics import feature_types, merge_statistics, served_statistics
+from trainpipe_assets.monitoring.serving_model_performance import pushed_by
+from trainpipe_assets.monitoring.traffic_decode import decode_traffic
 from trainpipe_assets.serving.capture import read_day
 
 CODE_VERSION = "served-traffic-v1"

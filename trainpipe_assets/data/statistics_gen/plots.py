@@ -9,18 +9,12 @@ from typing import Optional
 from tensorflow_metadata.proto.v0 import statistics_pb2
 
 from trainpipe_assets.core.plots import figure, image_markdown
-from trainpipe_assets.data.stats_compare import Dataset, Stats, cell, features_of
+from trainpipe_assets.data.statistics_gen.compare import Dataset, features_of, standard_histogram
+from trainpipe_assets.data.statistics_gen.tables import cell
 
 HISTOGRAM_INCHES = (3.0, 2.0)
 MAX_HISTOGRAMS = 12  # at ~5 KB each, the metadata entry stays well under 100 KB however wide the data
 COLORS = ("tab:blue", "tab:orange", "tab:green", "tab:red")
-STANDARD = statistics_pb2.Histogram.STANDARD
-
-
-def standard_histogram(feature: Optional[Stats]) -> Optional[statistics_pb2.Histogram]:
-    if feature is None or not feature.HasField("num_stats"):
-        return None
-    return next((h for h in feature.num_stats.histograms if h.type == STANDARD and h.buckets), None)
 
 
 def _draw(ax, histogram: statistics_pb2.Histogram, **style) -> None:

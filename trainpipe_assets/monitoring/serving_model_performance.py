@@ -28,9 +28,9 @@ from trainpipe_assets.core.partitions import pipeline_asset
 from trainpipe_assets.core.settings import TrainpipeConfig
 from trainpipe_assets.core.step import Step, fail
 from trainpipe_assets.core.storage import write_text
-from trainpipe_assets.model.eval_labels import eval_labels
-from trainpipe_assets.model.eval_metrics import as_probabilities, compute_metrics
-from trainpipe_assets.model.evaluator import score_serialized
+from trainpipe_assets.model.evaluator.component import score_serialized
+from trainpipe_assets.model.evaluator.labels import eval_labels
+from trainpipe_assets.model.evaluator.metrics import as_probabilities, compute_metrics
 
 CODE_VERSION = "serving-performance-v1"
 LOWER_IS_BETTER = {"loss"}  # its floor is a ceiling, its drop a rise

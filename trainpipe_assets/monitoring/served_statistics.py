@@ -1,30 +1,24 @@
-"""Training/serving skew of served features: the statistics of the served rows (statistics_gen's own computation) held
-against the serving model's training window (its days' statistics merged), with stats_compare's measures: the
-L-infinity distance of string value distributions and the change of missing rate; for numeric features, which
-stats_compare leaves without a distance, TFDV's Jensen-Shannon divergence of the two histograms (both re-bucketed onto
-the union of their bucket edges, values taken as uniform within a bucket). Every measure lies in [0, 1]; a feature's
-skew is the largest of them (1 for a type that differs from training), and features are listed most skewed first."""
+"""The statistics of served traffic: the rows decoded from captured requests as the RecordBatch tfx_bsl's decoder
+makes (types from training where the served values allow), their statistics (StatisticsGen's own computation), and
+the serving model's training window as one dataset (its days' statistics merged), to be compared with
+data/statistics_gen/compare.py's measures."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Optional
 
 import numpy as np
 import pyarrow as pa
 from tensorflow_metadata.proto.v0 import statistics_pb2
 
-from trainpipe_assets.data.statistics_gen import HISTOGRAM_BUCKETS, TOP_VALUES_KEPT, feature_statistics
-from trainpipe_assets.data.stats_compare import (
+from trainpipe_assets.data.statistics_gen.compare import (
     Dataset,
     Stats,
-    cell,
     common_stats_of,
-    compare,
     features_of,
-    missing_rate,
+    rebucket,
 )
-from trainpipe_assets.data.stats_plots import standard_histogram
+from trainpipe_assets.data.statistics_gen.component import HISTOGRAM_BUCKETS, TOP_VALUES_KEPT, feature_statistics
 
 ARROW_TYPES = {
     "INT": pa.large_list(pa.int64()),
@@ -72,42 +66,10 @@ def feature_types(dataset: Optional[Dataset]) -> dict[str, str]:
     return {} if dataset is None else {n: Stats.Type.Name(f.type) for n, f in features_of(dataset).items()}
 
 
-def rebucket(histogram: statistics_pb2.Histogram, edges: np.ndarray) -> np.ndarray:
-    """A histogram's counts spread over the intervals between `edges` (uniform within each bucket)."""
-    out = np.zeros(len(edges) - 1)
-    for b in histogram.buckets:
-        if b.high_value > b.low_value:
-            overlap = np.clip(np.minimum(edges[1:], b.high_value) - np.maximum(edges[:-1], b.low_value), 0, None)
-            out += b.sample_count * overlap / (b.high_value - b.low_value)
-        else:
-            out[int(np.clip(np.searchsorted(edges, b.low_value, side="right") - 1, 0, len(out) - 1))] += b.sample_count
-    return out
 
 
-def _edges(*histograms: statistics_pb2.Histogram) -> np.ndarray:
-    return np.unique([v for h in histograms for b in h.buckets for v in (b.low_value, b.high_value)])
 
 
-def jensen_shannon(a: Optional[Stats], b: Optional[Stats]) -> Optional[float]:
-    """TFDV's Jensen-Shannon divergence (base 2, in [0, 1]) of two numeric features' histograms; None unless both
-    have one."""
-    ha, hb = standard_histogram(a), standard_histogram(b)
-    if ha is None or hb is None:
-        return None
-    edges = _edges(ha, hb)
-    if len(edges) < 2:
-        return 0.0  # one and the same single value
-    p, q = rebucket(ha, edges), rebucket(hb, edges)
-    if not p.sum() or not q.sum():
-        return None
-    p, q = p / p.sum(), q / q.sum()
-    m = (p + q) / 2
-
-    def kl(x):
-        keep = x > 0
-        return float(np.sum(x[keep] * np.log2(x[keep] / m[keep])))
-
-    return min(1.0, max(0.0, (kl(p) + kl(q)) / 2))
 
 
 def _merge_numeric(parts: list[Stats], out: statistics_pb2.NumericStatistics) -> None:
@@ -182,80 +144,11 @@ def merge_statistics(datasets: list[Dataset], name: str) -> Dataset:
     return merged
 
 
-@dataclass(frozen=True)
-class FeatureSkew:
-    feature: str
-    types: str  # "FLOAT", or "INT → STRING" when served values are of another type
-    skew: Optional[float]  # the largest measure; None when nothing could be measured
-    linf: Optional[float]
-    linf_value: Optional[str]
-    js: Optional[float]
-    missing_training: Optional[float]
-    missing_served: Optional[float]
-
-    @property
-    def missing_diff(self) -> Optional[float]:
-        if self.missing_training is None or self.missing_served is None:
-            return None
-        return self.missing_served - self.missing_training
 
 
-def feature_skews(training: Dataset, served: Dataset, leave_out: tuple[str, ...] = ()) -> list[FeatureSkew]:
-    """Every feature of either side but `leave_out` (the label, which requests do not carry), most skewed first."""
-    t, s = features_of(training), features_of(served)
-    found = []
-    for c in compare(training, served):
-        if c.feature in leave_out:
-            continue
-        a, b = t.get(c.feature), s.get(c.feature)
-        types = [Stats.Type.Name(f.type) for f in (a, b) if f is not None]
-        js = jensen_shannon(a, b)
-        mismatch = 1.0 if len(set(types)) > 1 else None
-        measures = [m for m in (c.linf, js, c.missing_diff and abs(c.missing_diff), mismatch) if m is not None]
-        found.append(
-            FeatureSkew(
-                feature=c.feature,
-                types=" → ".join(dict.fromkeys(types)) if mismatch is None else " → ".join(types),
-                skew=max(measures) if measures else None,
-                linf=c.linf,
-                linf_value=c.linf_value,
-                js=js,
-                missing_training=missing_rate(a, training),
-                missing_served=missing_rate(b, served),
-            )
-        )
-    return sorted(found, key=lambda f: (-(f.skew if f.skew is not None else -1.0), f.feature))
 
 
-def _fmt(v: Optional[float], spec: str = ".4g") -> str:
-    return "" if v is None else format(v, spec)
 
 
-def _centre(feature: Optional[Stats]) -> str:
-    if feature is None:
-        return "absent"
-    if feature.HasField("num_stats"):
-        return f"mean {feature.num_stats.mean:.4g}" if feature.num_stats.common_stats.num_non_missing else ""
-    top = feature.string_stats.top_values
-    return f"top {cell(top[0].value)}" if top else ""
 
 
-def skew_markdown(
-    skews: list[FeatureSkew], training: Dataset, served: Dataset, limit: int = 50, base: str = "training"
-) -> str:
-    """Most skewed first; `base` names the side compared against (the training window, or the day before)."""
-    t, s = features_of(training), features_of(served)
-    rows = [
-        f"| feature | type | skew | L∞ (value) | Jensen-Shannon | missing {base} → served | {base} | served |",
-        "|---|---|---|---|---|---|---|---|",
-    ]
-    for f in skews[:limit]:
-        linf = "" if f.linf is None else f"{f.linf:.4g}" + (f" ({cell(f.linf_value)})" if f.linf_value else "")
-        missing = f"{_fmt(f.missing_training, '.1%')} → {_fmt(f.missing_served, '.1%')}"
-        rows.append(
-            f"| {cell(f.feature)} | {f.types} | {_fmt(f.skew)} | {linf} | {_fmt(f.js)} | {missing} "
-            f"| {_centre(t.get(f.feature))} | {_centre(s.get(f.feature))} |"
-        )
-    if len(skews) > limit:
-        rows.append(f"\nThe {limit} most skewed of {len(skews)} features.")
-    return "\n".join(rows)
