@@ -6,13 +6,13 @@ from __future__ import annotations
 import argparse
 import sys
 
-from trainpipe_assets.cli import demo, history, ingest, rollback, serve, simulate, training_worker, tuning_worker
+from trainpipe_assets.cli import demo, history, ingest, rollback, serve, simulate
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="trainpipe", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
-    for command in (simulate, ingest, demo, history, rollback, serve, tuning_worker, training_worker):
+    for command in (simulate, ingest, demo, history, rollback, serve):
         command.register(sub)
     return parser
 

@@ -40,35 +40,29 @@ class TuningSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
     enabled: bool = True  # false: no search; `hyperparameters` are used as they are
     steps_fraction: float = Field(0.2, gt=0, le=1)  # the tuner trains this share of train_steps per trial
-    num_parallel_trials: int = Field(1, ge=1)  # >1: trials run in that many worker processes (KerasTuner distributed)
+    # >1: trials run in that many KerasTuner workers (its distributed mode; this step holds the oracle): local
+    # processes, or with execution.executor celery, Celery tasks on `queue` (default: best_hyperparameters' queue).
+    num_parallel_trials: int = Field(1, ge=1)
     hyperparameters: dict[str, float | int | str | bool] = Field(default_factory=dict)
-    # Distributed tuning across machines: the chief's KerasTuner oracle listens here (0.0.0.0 to accept other hosts;
-    # advertised to workers as oracle_advertise_host or this host's name). With remote_workers > 0 the search is
-    # published in the shared TRAINPIPE_HOME, where `trainpipe tuning-worker` processes on the tuning machines find and
-    # join it; the chief does not wait for them: workers that join take the trials not yet handed out.
+    queue: Optional[str] = None
+    # The oracle listens here (0.0.0.0 for workers on other machines) and is advertised to the workers as
+    # oracle_advertise_host (default: 127.0.0.1 for a loopback bind, else this host's name).
     oracle_bind_host: str = "127.0.0.1"
     oracle_advertise_host: Optional[str] = None
-    remote_workers: int = Field(0, ge=0)
+    start_timeout: float = Field(600, gt=0)  # no worker took any of the tuning tasks within this: the step fails
 
 
 class TrainingSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
     # >1: run_fn runs in this many processes with TF_CONFIG set (a chief and workers, the contract of
-    # tf.distribute.MultiWorkerMirroredStrategy); only the chief's SavedModel is kept.
+    # tf.distribute.MultiWorkerMirroredStrategy); only the chief's SavedModel is kept. The chief runs with the step;
+    # with execution.executor celery the other ranks are Celery tasks on `queue` (default: trained_model's queue),
+    # else local processes. The chief is reached at advertise_host (default: its host name); a Celery worker's ranks
+    # at its TRAINPIPE_ADVERTISE_HOST (default: its host name).
     workers: int = Field(1, ge=1)
-    # Of those, the last remote_workers ranks run on other machines: `trainpipe training-worker` processes there
-    # (sharing TRAINPIPE_HOME) claim them; the chief's ranks are reached at advertise_host (default: its host name).
-    remote_workers: int = Field(0, ge=0)
+    queue: Optional[str] = None
     advertise_host: Optional[str] = None
-
-    @model_validator(mode="after")
-    def _remote_within_workers(self):
-        if self.remote_workers >= self.workers:
-            raise ValueError(
-                f"training.remote_workers ({self.remote_workers}) must be less than training.workers "
-                f"({self.workers}): the chief (rank 0) always runs with the step"
-            )
-        return self
+    start_timeout: float = Field(600, gt=0)  # a rank no worker took (or that did not start) within this fails the step
 
 
 class ExecutionSettings(BaseModel):

@@ -1,7 +1,8 @@
 """`trained_model` (TFX Trainer): the module's run_fn with TFX's FnArgs; every model kept under its run id.
 
-With `training: {workers: N}` (N > 1) run_fn runs in N processes with TF_CONFIG set (training_workers.py); the chief's
-SavedModel is kept, with every process's log under `workers/`."""
+With `training: {workers: N}` (N > 1) run_fn runs in N processes with TF_CONFIG set (training_workers.py; with Celery
+the ranks other than the chief are tasks on `training.queue`); the chief's SavedModel is kept, with every process's
+log under `workers/` and the Celery worker of every rank in `training_ranks_on`."""
 
 import math
 import time
@@ -23,6 +24,7 @@ from trainpipe_assets.model.training_workers import DistributedTrainingError, tr
 from trainpipe_assets.module import keras2_compat
 from trainpipe_assets.module.api import fn_args_for
 from trainpipe_assets.module.loader import load_module_file, module_function
+from trainpipe_assets.scaleout.members import engine_for
 
 CODE_VERSION = "training-v1"
 
@@ -87,7 +89,7 @@ def trained_model(
         model_run_dir=str(model.model_run_dir),
         hyperparameters=hyperparameters,
     )
-    worker_logs = {}
+    worker_logs, ranks_on = {}, {}
     if workers > 1:
         context.log.info(f"training with {workers} processes (a chief and {workers - 1} worker(s)) with TF_CONFIG set")
         try:
@@ -96,14 +98,15 @@ def trained_model(
                 fn_args,
                 workers,
                 staging / "workers",
-                remote_workers=settings.training.remote_workers,
-                home=trainpipe.home,
+                engine=engine_for(settings.execution, "trained_model", settings.training.queue),
+                start_timeout=settings.training.start_timeout,
                 advertise_host=settings.training.advertise_host,
                 log=context.log.info,
             )
         except DistributedTrainingError as e:
             raise fail(f"distributed training of run_fn in {trainpipe.module_file} failed: {e}") from e
         keras2_compat.used.update(reported["keras2_compat"])
+        ranks_on = reported["workers"]
         final = artifact_path(trainpipe.home, context.asset_key, step.partition) / context.run.run_id
         worker_logs = {str(i): str(final / "workers" / f"worker-{i}.log") for i in range(workers)}
     else:
@@ -139,6 +142,7 @@ def trained_model(
             "train_steps": trainpipe.settings.train_steps,
             "training_workers": workers,
             **({"training_worker_logs": MetadataValue.json(worker_logs)} if worker_logs else {}),
+            **({"training_ranks_on": MetadataValue.json(ranks_on)} if ranks_on else {}),  # rank -> Celery worker
             "user_code_seconds": user_seconds,
             md.HYPERPARAMETERS: MetadataValue.json(hyperparameters.get("values", {})),
             md.EXAMPLE_PARTITIONS: MetadataValue.json(transform_graph.analyzed_partitions),

@@ -17,6 +17,7 @@ from trainpipe_assets.model.tuning_workers import LOOPBACK, ParallelTuningError,
 from trainpipe_assets.module import keras2_compat
 from trainpipe_assets.module.api import fn_args_for
 from trainpipe_assets.module.loader import module_function
+from trainpipe_assets.scaleout.members import engine_for
 
 CODE_VERSION = "tuning-v1"
 
@@ -38,6 +39,8 @@ def trial_rows(trials, ran_by: dict[str, str]) -> list[dict]:
             "trial_id": t.trial_id,
             "score": None if t.score is None else float(t.score),
             "worker": ran_by.get(t.trial_id, "chief"),  # not in ran_by: the search ran in this process
+            "status": str(t.status),
+            **({"message": t.message} if t.message and t.score is None else {}),
             "hyperparameters": t.hyperparameters.values,
         }
         for t in trials
@@ -52,7 +55,8 @@ def trials_markdown(rows: list[dict], objective: str) -> str:
         "|---|---|---|" + "---|" * len(names),
     ]
     for i, row in enumerate(rows):
-        score = "failed" if row["score"] is None else f"{row['score']:.4g}"
+        failed = "failed" + (f" ({row['message']})" if row.get("message") else "")
+        score = failed if row["score"] is None else f"{row['score']:.4g}"
         trial = f"**{row['trial_id']} (best)**" if i == 0 and row["score"] is not None else row["trial_id"]
         values = " | ".join(str(row["hyperparameters"].get(name, "")) for name in names)
         lines.append(f"| {trial} | {score} | {row['worker']} | {values} |")
@@ -97,14 +101,14 @@ def best_hyperparameters(
         started = time.perf_counter()
         tuning = settings.tuning
         workers, ran_by = tuning.num_parallel_trials, {}
-        if workers > 1 or tuning.remote_workers > 0:
+        if workers > 1:
             search = _distributed_search(context, trainpipe, tuner_fn, fn_args, staging / "workers")
             tuner, ran_by = search.tuner, search.ran_by
-            metadata["tuning_workers"] = MetadataValue.json(search.workers)
-            if tuning.remote_workers:
-                metadata["remote_workers"] = tuning.remote_workers
+            metadata["tuning_workers"] = MetadataValue.json(search.workers)  # KerasTuner tuner id -> worker
             if search.failed:
                 metadata["failed_workers"] = MetadataValue.json(search.failed)
+            if search.lost_trials:
+                metadata["lost_trials"] = MetadataValue.json(search.lost_trials)
         else:
             with keras2_compat.keras2_saving():
                 result = tuner_fn(fn_args)
@@ -137,16 +141,16 @@ def best_hyperparameters(
 
 
 def _distributed_search(context, trainpipe: TrainpipeConfig, tuner_fn, fn_args, log_dir) -> Search:
-    """KerasTuner's distributed mode: this step serves the oracle to `num_parallel_trials` local worker processes and,
-    with `remote_workers > 0`, publishes the search for `trainpipe tuning-worker` processes to join (it does not wait
-    for them: they take the trials not handed out yet when they join)."""
-    tuning = trainpipe.settings.tuning
-    if tuning.remote_workers and tuning.oracle_bind_host in LOOPBACK:
+    """KerasTuner's distributed mode: this step serves the oracle to `num_parallel_trials` workers, local processes or
+    Celery tasks on `tuning.queue` (tuning_workers.py)."""
+    settings = trainpipe.settings
+    tuning = settings.tuning
+    engine = engine_for(settings.execution, "best_hyperparameters", tuning.queue)
+    if engine and tuning.oracle_bind_host in LOOPBACK:
         context.log.warning(
-            f"tuning.oracle_bind_host is {tuning.oracle_bind_host}: only tuning workers on this machine can join "
-            "(0.0.0.0 accepts other hosts)"
+            f"tuning.oracle_bind_host is {tuning.oracle_bind_host}: only Celery workers on this machine can reach the "
+            "oracle (0.0.0.0 accepts other hosts)"
         )
-    search_name = f"{context.partition_key}-{context.run.run_id}".replace("/", "_")
     try:
         with keras2_compat.keras2_saving():
             search = search_in_parallel(
@@ -155,10 +159,10 @@ def _distributed_search(context, trainpipe: TrainpipeConfig, tuner_fn, fn_args, 
                 fn_args,
                 tuning.num_parallel_trials,
                 log_dir,
-                home=trainpipe.home,
+                engine=engine,
                 bind_host=tuning.oracle_bind_host,
                 advertise=tuning.oracle_advertise_host,
-                publish_as=search_name if tuning.remote_workers else None,
+                start_timeout=tuning.start_timeout,
                 log=context.log.info,
             )
     except ParallelTuningError as e:

@@ -3,9 +3,6 @@
 import json
 import os
 import shutil
-import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -69,6 +66,8 @@ def test_two_workers_train_the_sample_module_and_keep_the_chiefs_model(pipeline,
     assert meta["training_workers"].value == 2
     logs = meta["training_worker_logs"].value
     assert sorted(logs) == ["0", "1"]
+    ranks_on = meta["training_ranks_on"].value  # without Celery, every rank is a process of the step
+    assert sorted(ranks_on) == ["0", "1"] and all(w.startswith("step process on ") for w in ranks_on.values())
     model_dir = meta["path"].value
     assert all(path.startswith(model_dir + "/workers/") for path in logs.values())
     chief, worker = (open(logs[i]).read() for i in ("0", "1"))
@@ -111,59 +110,10 @@ def test_a_failing_worker_fails_the_step_at_once_with_its_log(pipeline, instance
     assert not result.success
     assert not [e for e in result.all_events if e.event_type_value == "STEP_UP_FOR_RETRY"]
     message = failure_message(result)
-    assert "training process 1 (TF_CONFIG task worker 0) exited with 1" in message
+    assert "rank 1 (TF_CONFIG task worker 0) exited with 1" in message
     assert "the worker reads its data... and gives up" in message  # the tail of its log
     assert "RuntimeError: worker cannot read its shard" in message
     assert not list((home / "artifacts" / "trained_model").glob(f"{DAYS[-1]}/*"))
     if pid_file.is_file():  # the chief had started: it was stopped, not left sleeping
         with pytest.raises(ProcessLookupError):
             os.kill(int(pid_file.read_text()), 0)
-
-
-def test_a_remote_rank_runs_in_a_training_worker_process(pipeline, instance, tmp_path):
-    """`training: {workers: 2, remote_workers: 1}`: the step runs the chief; a separate `trainpipe training-worker`
-    process (another machine's, sharing TRAINPIPE_HOME) claims rank 1 and trains with it."""
-    home = tmp_path / "home"
-    env = {**os.environ, "TRAINPIPE_HOME": str(home), "TRAINPIPE_CONFIG": str(tmp_path / "cfg.yaml")}
-    out = tmp_path / "training-worker.out"
-    with open(out, "w") as log:
-        worker = subprocess.Popen(
-            [
-                str(Path(sys.executable).parent / "trainpipe"),
-                "training-worker",
-                "--once",
-                "--name",
-                "gpu-box-1",
-                "--advertise-host",
-                "127.0.0.1",
-                "--poll-seconds",
-                "0.5",
-            ],
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    try:
-        result, home = train_with_workers(
-            pipeline, instance, tmp_path, training={"workers": 2, "remote_workers": 1, "advertise_host": "127.0.0.1"}
-        )
-        assert worker.wait(timeout=120) == 0, out.read_text()
-    finally:
-        if worker.poll() is None:
-            worker.kill()
-    assert result.success, failure_message(result)
-    said = out.read_text()
-    assert "gpu-box-1 claimed rank 1 of training job" in said and "exit code 0" in said
-    logs = metadata_of(result, "trained_model")["training_worker_logs"].value
-    remote = open(logs["1"]).read()  # the remote rank wrote its log into the chief's (shared) log folder
-    assert '"task": {"type": "worker", "index": 0}' in remote and "trained across 2 replicas" in remote
-    assert "127.0.0.1:" in remote  # the cluster the chief wrote: its own advertised address and the worker's claim
-    assert not list((home / "training" / "open").glob("*.json"))  # nothing left open
-    assert not list((home / "training" / "jobs").iterdir())  # the job's files are removed with it
-
-
-def test_remote_workers_must_leave_the_chief_to_the_step(tmp_path):
-    from trainpipe_assets.core.settings import TrainingSettings
-
-    with pytest.raises(ValueError, match=r"training.remote_workers \(2\) must be less than training.workers \(2\)"):
-        TrainingSettings(workers=2, remote_workers=2)
