@@ -4,7 +4,7 @@ import argparse
 
 
 def run(args: argparse.Namespace) -> int:
-    from trainpipe_assets.serving.options import serve_from_args
+    from trainpipe_assets.serving.main import serve_from_args
 
     return serve_from_args(args)
 

@@ -35,6 +35,7 @@ BATCH_LINES = 1000  # lines written per write() call at most
 GATHER_SECONDS = 0.1  # after a write of fewer lines, the writer waits this long for more (the queue holds them)
 log = logging.getLogger("trainpipe.capture")
 _STOP = object()
+_encode_string = json.encoder.encode_basestring_ascii
 
 
 def new_request_id() -> str:
@@ -45,24 +46,30 @@ def utc_now() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc)
 
 
-class RawJSON(bytes):
-    """A request or response already encoded as JSON text (the body as received, the answer as sent): written into
-    the line as it is, so the request path never pays for encoding it twice."""
+class RawJSON:
+    """A request or response already encoded as JSON text (the body as received, the answer as sent), held by
+    reference (no copy) and written into the line as it is, so the request path never pays for encoding it twice."""
+
+    __slots__ = ("data",)
+
+    def __init__(self, data: bytes):
+        self.data = data
 
 
-def _as_json_text(value: Any) -> str:
-    """One request or response as JSON text, on the writer thread: raw JSON as it is (unless it spans lines), a
-    protobuf message (gRPC) as TF Serving's JSON with proto field names, anything else through json."""
+def _as_json_bytes(value: Any) -> bytes:
+    """One request or response as JSON text (UTF-8), on the writer thread: raw JSON as it is (unless it spans lines),
+    a protobuf message (gRPC) as TF Serving's JSON with proto field names, anything else through json."""
     if isinstance(value, RawJSON):
-        text = value.decode("utf-8")
-        if "\n" not in text and "\r" not in text:
-            return text
-        value = json.loads(text)  # pretty-printed: one line per request, so encode it again
+        data = bytes(value.data)
+        data.decode("utf-8")  # a body json read in another encoding would garble the line: dropped instead
+        if b"\n" not in data and b"\r" not in data:
+            return data
+        value = json.loads(data)  # pretty-printed: one line per request, so encode it again
     elif hasattr(value, "DESCRIPTOR"):
         from google.protobuf import json_format
 
         value = json_format.MessageToDict(value, preserving_proto_field_name=True)
-    return json.dumps(value, default=_jsonable, separators=(",", ":"))
+    return json.dumps(value, default=_jsonable, separators=(",", ":")).encode()
 
 
 def _jsonable(value: Any) -> Any:
@@ -72,6 +79,11 @@ def _jsonable(value: Any) -> Any:
     if hasattr(value, "tolist"):
         return value.tolist()
     raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
+def _string(value: str) -> str:
+    """A str as a JSON string, as json.dumps writes it (ASCII, escaped)."""
+    return _encode_string(value) if isinstance(value, str) else json.dumps(value)
 
 
 def _safe_model_name(model: str) -> bool:
@@ -113,13 +125,25 @@ class Capture:
     def dropped(self) -> int:
         return self._full + self._failed
 
+    def sampled(self) -> bool:
+        """Whether the next request is to be recorded (a draw at the sampling rate): asked before anything is copied."""
+        return self.sampling_rate >= 1.0 or self._rng.random() < self.sampling_rate
+
     def record(
-        self, model: str, version: int, signature: str, method: str, request: dict, response: dict, request_id: str
+        self,
+        model: str,
+        version: int,
+        signature: str,
+        method: str,
+        request: Any,
+        response: Any,
+        request_id: str,
+        sample: bool = True,
     ) -> None:
-        """Queue one answered request (sampled); never blocks, never does I/O. `request` and `response` (JSON-able
-        values, RawJSON, or protobuf messages) must not be changed afterwards: they are encoded later, on the writer
-        thread."""
-        if self.sampling_rate < 1.0 and self._rng.random() >= self.sampling_rate:
+        """Queue one answered request (sampled, unless `sample` is False: the caller asked sampled() already); never
+        blocks, never does I/O. `request` and `response` (JSON-able values, RawJSON, or protobuf messages) must not
+        be changed afterwards: they are encoded later, on the writer thread."""
+        if sample and not self.sampled():
             return
         if self._closed:
             self._full += 1
@@ -170,27 +194,30 @@ class Capture:
 
     def _write(self, entries: list[tuple]) -> None:
         groups: dict[tuple[str, str], list[bytes]] = {}
+        stamps: dict = {}  # the lines of one write share a few distinct times: each is formatted once
         for when, model, version, signature, method, request, response, request_id in entries:
             if not _safe_model_name(model):
                 self._failed += 1
                 continue
-            line = {
-                "model": model,
-                "version": version,
-                "signature": signature,
-                "method": method,
-                "time": when.astimezone(dt.timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
-                "request_id": request_id,
-            }
+            stamp = stamps.get(when)
+            if stamp is None:
+                utc = when.astimezone(dt.timezone.utc)
+                iso = utc.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+                stamp = stamps[when] = (utc.date().isoformat(), iso)
+            day, iso = stamp
             try:
-                text = json.dumps(line, separators=(",", ":"))[:-1]
-                text += f',"request":{_as_json_text(request)},"response":{_as_json_text(response)}}}'
-            except (TypeError, ValueError) as e:
+                head = (
+                    f'{{"model":{_string(model)},"version":{json.dumps(version)},"signature":{_string(signature)},'
+                    f'"method":{_string(method)},"time":"{iso}","request_id":{json.dumps(request_id)},"request":'
+                )
+                text = b"".join(
+                    (head.encode(), _as_json_bytes(request), b',"response":', _as_json_bytes(response), b"}\n")
+                )
+            except (TypeError, ValueError) as e:  # UnicodeDecodeError is a ValueError
                 log.warning("capture: request %s not written: %s", request_id, e)
                 self._failed += 1
                 continue
-            day = when.astimezone(dt.timezone.utc).date().isoformat()
-            groups.setdefault((model, day), []).append(text.encode() + b"\n")
+            groups.setdefault((model, day), []).append(text)
         for (model, day), lines in groups.items():
             try:
                 if (model, day) not in self._open:

@@ -1,29 +1,30 @@
 """TF Serving's gRPC API (tensorflow.serving.PredictionService: Predict, Classify, Regress, GetModelMetadata; and
-ModelService.GetModelStatus) on grpc.aio, on the same event loop as the REST server (started and stopped by its
-lifespan), so both share the model registry, the version labels and pin, the micro-batcher and the worker threads.
+ModelService.GetModelStatus) on grpc.aio: a codec over the DataPlane (dataplane.py) that the REST API shares, on the
+same event loop (started and stopped by the app's lifespan, see main.py), so both share the model registry, the
+version labels and pin, the micro-batcher, the worker threads and the capture. Messages are checked and decoded in
+tensors.py (whole tensors, no loop over elements).
 
 Errors are raised as ApiError with the REST status and sent as the gRPC code of GRPC_CODES, TF Serving's codes:
 INVALID_ARGUMENT for a bad request, NOT_FOUND for an unknown model, version or label, UNAVAILABLE while nothing is
-loaded (or the pin was never read well), RESOURCE_EXHAUSTED for too many rows; a message over --max-body-bytes is
-refused by gRPC itself with RESOURCE_EXHAUSTED. Each call's request id (the client's x-request-id metadata, else a new
-one) is sent back in the initial metadata, and Predict, Classify and Regress are recorded by the traffic capture."""
+loaded (or the pin was never read well), RESOURCE_EXHAUSTED for too many rows or elements; a message over
+--max-body-bytes is refused by gRPC itself with RESOURCE_EXHAUSTED. Each call's request id (the client's x-request-id
+metadata, else a new one when capturing) is sent back in the trailing metadata, and Predict, Classify and Regress are
+offered to the traffic capture."""
 
 from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
-from typing import Any, Awaitable, Callable, Optional
+from typing import Awaitable, Callable
 
 import grpc
 import tensorflow  # noqa: F401  (before TF Serving's protos: imported first, they hit a circular import in TF's)
 from tensorflow_serving.apis import model_service_pb2_grpc, prediction_service_pb2_grpc
 
-from trainpipe_assets.serving.capture import REQUEST_ID_HEADER, new_request_id
+from trainpipe_assets.serving.capture import REQUEST_ID_HEADER
 from trainpipe_assets.serving.codec import ApiError
-from trainpipe_assets.serving.messages import fill_model_spec, metadata_response, status_response
-from trainpipe_assets.serving.predict import Call, check_rows, run_examples
-from trainpipe_assets.serving.registry import ModelRegistry
+from trainpipe_assets.serving.dataplane import DataPlane, ExamplesCall
+from trainpipe_assets.serving.tensors import decode_predict, examples_response, serialized_examples
 
 log = logging.getLogger(__name__)
 
@@ -39,133 +40,31 @@ GRPC_CODES = {
 RECORDED = {"Predict": "predict", "Classify": "classify", "Regress": "regress"}
 
 
-@dataclass
-class Backend:
-    """What REST and gRPC share: the registry, limits, metrics, the worker threads, the (batched) predict and the
-    capture. run_in_executor(fn, *args) runs fn on a worker thread."""
-
-    registry: ModelRegistry
-    max_rows: int
-    metrics: Any
-    run_predict: Callable[[Call], Awaitable[Any]]
-    run_in_executor: Callable[..., Awaitable[Any]]
-    capture: Any = None
-
-
-def resolve_spec(registry: ModelRegistry, spec):
+def named(spec) -> tuple[str, int | None, str | None]:
+    """The model, version and label a ModelSpec names."""
     if not spec.name:
         raise ApiError(400, "Missing ModelSpec: model_spec.name is required")
     choice = spec.WhichOneof("version_choice")
-    return registry.resolve(
+    return (
         spec.name,
         spec.version.value if choice == "version" else None,
         spec.version_label if choice == "version_label" else None,
     )
 
 
-def parse_predict_request(loaded, request, max_rows: Optional[int]) -> Call:
-    """A PredictRequest checked as TF Serving checks it: the signature's inputs exactly, each of its dtype."""
-    import tensorflow as tf
-
-    name = request.model_spec.signature_name or "serving_default"
-    if name not in loaded.model.signatures:
-        raise ApiError(400, f'Serving signature name: "{name}" not found in signature def')
-    specs = loaded.model.signatures[name].structured_input_signature[1]
-    sent, expected = set(request.inputs), set(specs)
-    if sent != expected:
-        raise ApiError(
-            400,
-            f"input size does not match signature: {len(sent)}!={len(expected)} len({sorted(sent)}) != "
-            f"len({sorted(expected)}). Sent extra: {sorted(sent - expected)}. "
-            f"Missing but required: {sorted(expected - sent)}.",
-        )
-    columns = {}
-    for key, spec in specs.items():
-        proto = request.inputs[key]
-        if proto.dtype != spec.dtype.as_datatype_enum:
-            given = tf.dtypes.as_dtype(proto.dtype).name if proto.dtype else "DT_INVALID"
-            raise ApiError(400, f"input {key!r} expects {spec.dtype.name} but {given} is provided")
-        try:
-            columns[key] = tf.make_ndarray(proto)
-        except (TypeError, ValueError) as e:
-            raise ApiError(400, f"input {key!r} is not a valid tensor: {e}") from None
-        if columns[key].ndim:
-            check_rows(f"rows of input {key!r}", len(columns[key]), max_rows)
-    lengths = {len(v) if v.ndim else -1 for v in columns.values()}
-    rows = lengths.pop() if len(lengths) == 1 and min(lengths) > 0 else None
-    outputs = set(loaded.model.signatures[name].structured_outputs)
-    wanted = list(request.output_filter)
-    unknown = sorted(set(wanted) - outputs)
-    if unknown:
-        raise ApiError(400, f"output tensor alias not found in signature: {unknown[0]} (outputs: {sorted(outputs)})")
-    return Call(loaded, name, True, columns, rows, _encoder(request.model_spec.name, loaded.version, name, wanted))
-
-
-def _encoder(model: str, version: int, signature: str, wanted: list[str]):
-    def encode(outputs: dict):
-        import tensorflow as tf
-        from tensorflow_serving.apis import predict_pb2
-
-        response = predict_pb2.PredictResponse()
-        fill_model_spec(response.model_spec, model, version, signature)
-        for key, value in outputs.items():
-            if not wanted or key in wanted:
-                response.outputs[key].CopyFrom(tf.make_tensor_proto(value))
-        return response
-
-    return encode
-
-
-def serialized_examples(request, max_rows: Optional[int]) -> list[bytes]:
-    """The Input of a Classify/Regress request as serialized tf.Examples; with a context, each example is the context
-    merged with the example (the example's features win), as TF Serving merges them."""
-    kind = request.input.WhichOneof("kind")
-    if kind == "example_list_with_context":
-        examples = request.input.example_list_with_context.examples
-        context = request.input.example_list_with_context.context.SerializeToString()
-    else:
-        examples, context = request.input.example_list.examples if kind else [], b""
-    if not examples:
-        raise ApiError(400, "Input is empty")
-    check_rows("examples", len(examples), max_rows)
-    return [context + e.SerializeToString() for e in examples]
-
-
-def examples_response(request, loaded, method: str, serialized: list[bytes]):
-    """Classify or regress on a worker thread: the ClassificationResponse or RegressionResponse."""
-    from tensorflow_serving.apis import classification_pb2, regression_pb2
-
-    name = request.model_spec.signature_name or "serving_default"
-    result = run_examples(loaded, name, method, serialized)
-    if method == "regress":
-        response = regression_pb2.RegressionResponse()
-        response.result.regressions.extend(regression_pb2.Regression(value=float(v)) for v in result)
-    else:
-        response = classification_pb2.ClassificationResponse()
-        classes, scores = result
-        for i in range(len(serialized)):
-            row = response.result.classifications.add()
-            for j in range(len(classes[i]) if classes else scores.shape[1]):
-                entry = row.classes.add()
-                if classes:
-                    entry.label = classes[i][j]
-                if scores is not None:
-                    entry.score = float(scores[i][j])
-    fill_model_spec(response.model_spec, request.model_spec.name, loaded.version, name)
-    return response
-
-
 class _Service:
-    def __init__(self, backend: Backend):
-        self.backend = backend
+    def __init__(self, plane: DataPlane):
+        self.plane = plane
 
     async def _serve(self, method: str, request, context, handle: Callable[[], Awaitable[tuple]]):
-        """Run handle() -> (response, loaded); count it, return the request id (trailing metadata), record it,
-        or abort with the code."""
-        started, backend = time.perf_counter(), self.backend
-        sent = dict((m.key, m.value) for m in context.invocation_metadata() or ())
-        # a client's id is echoed; one is made up only when the call may be captured under it
-        request_id = str(sent.get(REQUEST_ID_HEADER) or (backend.capture is not None and new_request_id()) or "")
+        """Run handle() -> (response, loaded); count it, return the request id (trailing metadata), offer it to
+        the capture, or abort with the code."""
+        started, plane = time.perf_counter(), self.plane
+        sent = None
+        for key, value in context.invocation_metadata() or ():
+            if key == REQUEST_ID_HEADER:
+                sent = value
+        request_id = plane.request_id(sent and str(sent))
         if request_id:  # trailing, not initial, metadata: initial metadata first costs an extra operation per call
             context.set_trailing_metadata(((REQUEST_ID_HEADER, request_id),))
         code, message = grpc.StatusCode.OK, ""
@@ -177,27 +76,24 @@ class _Service:
             log.exception("gRPC %s failed", method)
             code, message = grpc.StatusCode.INTERNAL, f"internal error: {type(e).__name__}: {str(e)[:300]}"
         finally:
-            backend.metrics.observe(method, code.name, time.perf_counter() - started)
+            plane.observe(method, code.name, time.perf_counter() - started)
         if code is not grpc.StatusCode.OK:
             await context.abort(code, message)
-        if backend.capture is not None and method in RECORDED:  # the messages, encoded on the capture's thread
-            backend.capture.record(
-                request.model_spec.name,
-                loaded.version,
-                request.model_spec.signature_name or "serving_default",
-                RECORDED[method],
-                request,
-                response,
-                request_id,
-            )
+        if plane.capture is not None and method in RECORDED:  # the messages themselves, encoded by the writer
+            signature = request.model_spec.signature_name or "serving_default"
+            model = request.model_spec.name
+            plane.capture_later(model, loaded.version, signature, RECORDED[method], request, response, request_id)
         return response
 
 
 class PredictionService(_Service, prediction_service_pb2_grpc.PredictionServiceServicer):
     async def Predict(self, request, context):
         async def handle():
-            loaded = resolve_spec(self.backend.registry, request.model_spec)
-            return await self.backend.run_predict(parse_predict_request(loaded, request, self.backend.max_rows)), loaded
+            plane = self.plane
+            loaded = plane.resolve(*named(request.model_spec))
+            limits = plane.limits
+            call = decode_predict(loaded, request, limits.max_instances, limits.max_body_bytes)
+            return await plane.predict(call), loaded
 
         return await self._serve("Predict", request, context, handle)
 
@@ -208,14 +104,23 @@ class PredictionService(_Service, prediction_service_pb2_grpc.PredictionServiceS
         return await self._serve("Regress", request, context, lambda: self._examples(request, "regress"))
 
     async def _examples(self, request, method: str):
-        loaded = resolve_spec(self.backend.registry, request.model_spec)
-        serialized = serialized_examples(request, self.backend.max_rows)  # checked before a worker thread is taken
-        return await self.backend.run_in_executor(examples_response, request, loaded, method, serialized), loaded
+        plane = self.plane
+        loaded = plane.resolve(*named(request.model_spec))
+        serialized = serialized_examples(request, plane.limits.max_instances)  # checked before a thread is taken
+        name = request.model_spec.signature_name or "serving_default"
+        call = ExamplesCall(
+            loaded,
+            name,
+            method,
+            lambda: serialized,
+            lambda result: examples_response(request, loaded, method, result, len(serialized)),
+        )
+        return await plane.classify_or_regress(call), loaded
 
     async def GetModelMetadata(self, request, context):
         async def handle():
-            loaded = resolve_spec(self.backend.registry, request.model_spec)
-            return metadata_response(request.model_spec.name, loaded, tuple(request.metadata_field)), loaded
+            loaded = self.plane.resolve(*named(request.model_spec))
+            return self.plane.metadata(request.model_spec.name, loaded, tuple(request.metadata_field)), loaded
 
         return await self._serve("GetModelMetadata", request, context, handle)
 
@@ -223,21 +128,12 @@ class PredictionService(_Service, prediction_service_pb2_grpc.PredictionServiceS
 class ModelService(_Service, model_service_pb2_grpc.ModelServiceServicer):
     async def GetModelStatus(self, request, context):
         async def handle():
-            spec = request.model_spec
-            if not spec.name:
-                raise ApiError(400, "Missing ModelSpec: model_spec.name is required")
-            choice = spec.WhichOneof("version_choice")
-            versions = self.backend.registry.status_versions(
-                spec.name,
-                spec.version.value if choice == "version" else None,
-                spec.version_label if choice == "version_label" else None,
-            )
-            return status_response(versions), None
+            return self.plane.status(*named(request.model_spec)), None
 
         return await self._serve("GetModelStatus", request, context, handle)
 
 
-async def start_grpc_server(backend: Backend, host: str, port: int, max_message_bytes: int, reuse_port: bool):
+async def start_grpc_server(plane: DataPlane, host: str, port: int, max_message_bytes: int, reuse_port: bool):
     """A started grpc.aio server on host:port (on the running loop); a port that cannot be bound is a ValueError."""
     server = grpc.aio.server(
         options=[
@@ -246,8 +142,8 @@ async def start_grpc_server(backend: Backend, host: str, port: int, max_message_
             ("grpc.so_reuseport", 1 if reuse_port else 0),  # only --workers share a port; no stranger may join it
         ]
     )
-    prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(PredictionService(backend), server)
-    model_service_pb2_grpc.add_ModelServiceServicer_to_server(ModelService(backend), server)
+    prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(PredictionService(plane), server)
+    model_service_pb2_grpc.add_ModelServiceServicer_to_server(ModelService(plane), server)
     try:
         bound = server.add_insecure_port(f"{host}:{port}")
     except RuntimeError as e:

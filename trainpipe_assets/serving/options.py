@@ -1,10 +1,100 @@
-"""The `trainpipe serve` arguments and their checks, shared by the `trainpipe` command line and the infra validator's
-sandbox (trainpipe_assets.serving.sandbox), so both start the server the same way."""
+"""`trainpipe serve`'s options: the command-line arguments (add_serve_arguments) read into one ServeOptions
+(options_from_args, which checks them: a ValueError says which is wrong), shared by the `trainpipe` command line, the
+--workers workers (which get the ServeOptions as JSON) and the infra validator's sandbox. Imports nothing of the server:
+serving/main.py assembles the server from a ServeOptions."""
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Optional
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What one request may ask: body size, seconds to send the body (and headers, see timeouts.py), rows."""
+
+    max_body_bytes: int = 10 << 20
+    max_instances: int = 10_000
+    body_timeout_seconds: float = 30.0
+    header_timeout_seconds: float = 30.0
+
+
+@dataclass(frozen=True)
+class BatchingOptions:
+    """TF Serving's --enable_batching parameters."""
+
+    max_batch_size: int = 32
+    batch_timeout_micros: int = 1000
+    num_batch_threads: int = os.cpu_count() or 1
+
+
+@dataclass(frozen=True)
+class GrpcOptions:
+    """Where the gRPC API listens (--grpc-port); reuse_port for --workers, which share it."""
+
+    host: str = "127.0.0.1"
+    port: int = 8500
+    reuse_port: bool = False
+
+
+@dataclass(frozen=True)
+class ServeOptions:
+    """Everything `trainpipe serve` was asked for. The models: `model_config_file` (several, reread every
+    config_poll_seconds if more than 0), else `model_name` at `model_base_path` with every version and `labels_file`.
+    `listen_fd`: a --workers worker's inherited listening socket (then the gRPC port is shared by SO_REUSEPORT)."""
+
+    model_name: Optional[str] = None
+    model_base_path: Optional[str] = None
+    labels_file: Optional[str] = None
+    model_config_file: Optional[str] = None
+    config_poll_seconds: float = 0.0
+    host: str = "127.0.0.1"
+    port: int = 8501
+    poll_seconds: float = 2.0
+    grpc_port: int = 0  # 0: no gRPC
+    limits: Limits = field(default_factory=Limits)
+    batching: Optional[BatchingOptions] = field(default_factory=BatchingOptions)  # None: --disable-batching
+    capture_dir: Optional[str] = None
+    capture_sampling_rate: float = 1.0
+    workers: int = 1
+    listen_fd: Optional[int] = None
+
+    @property
+    def grpc(self) -> Optional[GrpcOptions]:
+        if not self.grpc_port:
+            return None
+        return GrpcOptions(self.host, self.grpc_port, reuse_port=self.listen_fd is not None)
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self))
+
+    @classmethod
+    def from_json(cls, text: str) -> ServeOptions:
+        values = json.loads(text)
+        batching = values.pop("batching")
+        limits = Limits(**values.pop("limits"))
+        return cls(**values, limits=limits, batching=batching and BatchingOptions(**batching))
+
+    def describe(self, model_names: list[str]) -> str:
+        """What the server serves, and where, for its first line of output."""
+        if self.model_config_file:
+            what = f"{', '.join(sorted(model_names))} from {self.model_config_file}"
+        else:
+            what = f"{self.model_name} from {self.model_base_path}"
+        return (
+            f"serving {what} on http://{self.host}:{self.port}/v1/models/<name>"
+            + (f" and gRPC {self.host}:{self.grpc_port}" if self.grpc_port else "")
+            + (f" (batching: {self.batching})" if self.batching else "")
+            + (
+                f" (capturing {self.capture_sampling_rate:g} of requests into {self.capture_dir})"
+                if self.capture_dir
+                else ""
+            )
+        )
 
 
 def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
@@ -114,22 +204,18 @@ def true_or_false(value: str) -> bool:
     return value.lower() in ("true", "1")
 
 
-def serve_from_args(args: argparse.Namespace) -> int:
-    """Check the arguments (a ValueError says which is wrong), print where the server listens, and serve until
-    the process is stopped."""
-    # imported here, not at the top: the command line imports this module for every command, not only `serve`
-    from trainpipe_assets.serving.app import BatchingOptions, GrpcOptions, Limits, serve
-    from trainpipe_assets.serving.registry import ModelRegistry
-    from trainpipe_assets.serving.workers import inherited_socket
-
-    registry = None
+def options_from_args(args: argparse.Namespace) -> ServeOptions:
+    """The arguments checked (a ValueError says which is wrong; a model config file is parsed, so a bad one names
+    its file and line) and read into a ServeOptions."""
     if args.model_config_file:
         if args.model_name or args.model_base_path or args.labels_file:
             raise ValueError(
                 f"--model-config-file {args.model_config_file} lists the models: give it without --model-name, "
                 "--model-base-path and --labels-file (version_labels go in the file)"
             )
-        registry = ModelRegistry.from_config_file(Path(args.model_config_file))  # a ValueError names file and line
+        from trainpipe_assets.serving.model_config import read_model_config
+
+        read_model_config(Path(args.model_config_file))  # a ValueError names file and line
     elif not (args.model_name and args.model_base_path):
         raise ValueError("give --model-name and --model-base-path, or --model-config-file")
     elif not Path(args.model_base_path).is_dir():
@@ -153,51 +239,25 @@ def serve_from_args(args: argparse.Namespace) -> int:
         raise ValueError("--max-body-bytes, --max-instances-per-request and --workers must be at least 1")
     if args.header_timeout_seconds <= 0 or args.body_timeout_seconds <= 0:
         raise ValueError("--header-timeout-seconds and --body-timeout-seconds must be more than 0")
-    limits = Limits(
-        args.max_body_bytes, args.max_instances_per_request, args.body_timeout_seconds, args.header_timeout_seconds
-    )
     batching = None
     if args.enable_batching:
-        batching = BatchingOptions(
-            args.max_batch_size, args.batch_timeout_micros, args.num_batch_threads or BatchingOptions.num_batch_threads
-        )
-    if args.workers > 1 and getattr(args, "listen_fd", None) is None:  # the parent of the workers
-        from trainpipe_assets.serving.workers import run_workers
-
-        return run_workers(args)
-    # a --workers worker (given its HTTP socket) shares the gRPC port with the other workers by SO_REUSEPORT
-    worker = getattr(args, "listen_fd", None) is not None
-    grpc = GrpcOptions(args.host, args.grpc_port, reuse_port=worker) if args.grpc_port else None
-    capture = None
-    if args.capture_dir:
-        from trainpipe_assets.serving.capture import Capture
-
-        capture = Capture(Path(args.capture_dir), 1.0 if rate is None else rate)
-    what = (
-        f"{', '.join(sorted(registry.stores()))} from {args.model_config_file}"
-        if registry
-        else f"{args.model_name} from {args.model_base_path}"
-    )
-    print(
-        f"serving {what} on http://{args.host}:{args.port}/v1/models/<name>"
-        + (f" and gRPC {args.host}:{args.grpc_port}" if grpc else "")
-        + (f" (batching: {batching})" if batching else "")
-        + (f" (capturing {capture.sampling_rate:g} of requests into {args.capture_dir})" if capture else ""),
-        flush=True,
-    )
-    serve(
-        args.model_name,
-        Path(args.model_base_path or "."),
-        args.host,
-        args.port,
-        args.poll_seconds,
-        Path(args.labels_file) if args.labels_file else None,
-        limits,
-        batching,
-        sock=inherited_socket(args),
-        registry=registry,
+        threads = args.num_batch_threads or BatchingOptions.num_batch_threads
+        batching = BatchingOptions(args.max_batch_size, args.batch_timeout_micros, threads)
+    return ServeOptions(
+        model_name=args.model_name,
+        model_base_path=args.model_base_path and str(args.model_base_path),
+        labels_file=args.labels_file and str(args.labels_file),
+        model_config_file=args.model_config_file and str(args.model_config_file),
         config_poll_seconds=args.model_config_file_poll_wait_seconds,
-        grpc=grpc,
-        capture=capture,
+        host=args.host,
+        port=args.port,
+        poll_seconds=args.poll_seconds,
+        grpc_port=args.grpc_port,
+        limits=Limits(
+            args.max_body_bytes, args.max_instances_per_request, args.body_timeout_seconds, args.header_timeout_seconds
+        ),
+        batching=batching,
+        capture_dir=args.capture_dir and str(args.capture_dir),
+        capture_sampling_rate=1.0 if rate is None else rate,
+        workers=args.workers,
     )
-    return 0

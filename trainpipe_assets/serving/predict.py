@@ -1,7 +1,7 @@
 """:predict, :classify and :regress on a LoadedVersion: requests checked into signature calls, and the calls' outputs
-shaped into TF Serving's answers. REST bodies are parsed here; gRPC requests in grpc_service.py, into the same Call
+shaped into TF Serving's answers. REST bodies are parsed here; gRPC requests in tensors.py, into the same Call
 (so both share the batcher) and the same classify/regress core. Model calls run on worker threads, never on the
-event loop."""
+event loop (the DataPlane's threads)."""
 
 from __future__ import annotations
 
@@ -169,10 +169,17 @@ METHODS = {"classify": "tensorflow/serving/classify", "regress": "tensorflow/ser
 
 
 def classify_or_regress(loaded: LoadedVersion, body: dict, method: str, max_rows: Optional[int] = None) -> dict:
-    """TF Serving's REST :classify / :regress: {"signature_name"?, "context"?, "examples": [{feature: value}]} ->
-    {"results": [[[label, score], ...], ...]} or {"results": [value, ...]}."""
+    """TF Serving's REST :classify / :regress, on the calling thread: {"signature_name"?, "context"?, "examples":
+    [{feature: value}]} -> {"results": [[[label, score], ...], ...]} or {"results": [value, ...]}."""
     name = signature_name(body)
     check_method(loaded, name, method)
+    examples, context = parse_examples(body, max_rows)
+    result = run_examples(loaded, name, method, [serialize_example({**context, **e}) for e in examples])
+    return examples_json(method, result, len(examples))
+
+
+def parse_examples(body: dict, max_rows: Optional[int] = None) -> tuple[list[dict], dict]:
+    """The examples and context of a REST :classify / :regress body, checked (400, or 413 for too many)."""
     if isinstance(body.get("examples"), list):  # counted before decoding them
         check_rows("examples", len(body["examples"]), max_rows)
     examples, context = decode_b64(body.get("examples")), decode_b64(body.get("context", {}))
@@ -180,7 +187,11 @@ def classify_or_regress(loaded: LoadedVersion, body: dict, method: str, max_rows
         raise ApiError(400, "'examples' must be a non-empty list of objects")
     if not isinstance(context, dict):
         raise ApiError(400, f"'context' must be an object, is {json_type(context)}")
-    result = run_examples(loaded, name, method, [serialize_example({**context, **e}) for e in examples])
+    return examples, context
+
+
+def examples_json(method: str, result: Any, n: int) -> dict:
+    """run_examples' result as TF Serving's REST answer."""
     if method == "regress":
         return {"results": json_tensor("", result)}
     classes, scores = result
@@ -190,7 +201,7 @@ def classify_or_regress(loaded: LoadedVersion, body: dict, method: str, max_rows
     return {
         "results": [
             [[classes[i][j] if classes else "", scores[i][j] if scores else 0.0] for j in range(width)]
-            for i in range(len(examples))
+            for i in range(n)
         ]
     }
 

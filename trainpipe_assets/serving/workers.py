@@ -1,29 +1,29 @@
 """`trainpipe serve --workers N`: N server processes answering on one port, for loads that are CPU-bound in Python
 (JSON, HTTP) rather than in the model, which one process with its one GIL cannot spread over the cores.
 
-The parent checks that the port is free (a plain bind, which fails on any listener), then binds N listening sockets
-to it with SO_REUSEPORT (the kernel spreads new connections over them by address hash, evenly, where one shared
-socket would let whichever process wakes first take a burst of connections) and starts each worker as a fresh
-process (`python -m trainpipe_assets.serving.workers`, not a fork of a process that may hold TensorFlow's threads)
-with its socket, then closes its own copies, so a worker that dies takes its socket out of the group. Each worker
-is a whole `trainpipe serve`: its own model store (each loads every version and follows the pin and pushes by
-itself), batcher, metrics (/metrics and /healthz answer for the worker the connection landed on; /healthz says which:
-"pid"). The parent holds no model. It stops the workers when it is stopped (SIGTERM, SIGINT) and, if one worker ends,
-stops the others and exits with that worker's code, for a supervisor to restart the whole; a worker also ends when
+The parent checks that the port is free (a plain bind, which fails on any listener), then binds N listening sockets to
+it with SO_REUSEPORT (the kernel spreads new connections over them by address hash, evenly, where one shared socket
+would let whichever process wakes first take a burst of connections) and starts each worker as a fresh process (`python
+-m trainpipe_assets.serving.main --worker ...` with its ServeOptions as JSON, not a fork of a process that may hold
+TensorFlow's threads) with its socket, then closes its own copies, so a worker that dies takes its socket out of the
+group. Each worker is a whole `trainpipe serve`: its own model store (each loads every version and follows the pin and
+pushes by itself), batcher, metrics (/metrics and /healthz answer for the worker the connection landed on; /healthz says
+which: "pid"). The parent holds no model. It stops the workers when it is stopped (SIGTERM, SIGINT) and, if one worker
+ends, stops the others and exits with that worker's code, for a supervisor to restart the whole; a worker also ends when
 the parent dies, even by SIGKILL (PR_SET_PDEATHSIG)."""
 
 from __future__ import annotations
 
-import argparse
 import ctypes
-import json
+import dataclasses
 import os
 import signal
 import socket
 import subprocess
 import sys
 import time
-from typing import Optional
+
+from trainpipe_assets.serving.options import ServeOptions
 
 PR_SET_PDEATHSIG = 1
 
@@ -48,34 +48,20 @@ def reuseport_sockets(host: str, port: int, n: int) -> list[socket.socket]:
     return sockets
 
 
-def inherited_socket(args: argparse.Namespace) -> Optional[socket.socket]:
-    """In a worker, the listening socket its parent passed; None in a server that binds its own."""
-    fd = getattr(args, "listen_fd", None)
-    return None if fd is None else socket.socket(fileno=fd)
-
-
-def run_workers(args: argparse.Namespace) -> int:
-    """Start args.workers workers on one port and wait; returns when stopped or when a worker ends."""
+def run_workers(options: ServeOptions) -> int:
+    """Start options.workers workers on one port and wait; returns when stopped or when a worker ends."""
     try:
-        sockets = reuseport_sockets(args.host, args.port, args.workers)
+        sockets = reuseport_sockets(options.host, options.port, options.workers)
     except OSError as e:
-        raise ValueError(f"cannot listen on {args.host}:{args.port}: {e.strerror or e}") from None
-    # the arguments as JSON (the command's own function left out); anything else JSON cannot hold fails here, loudly
-    settings = {k: str(v) if isinstance(v, os.PathLike) else v for k, v in vars(args).items() if not callable(v)}
-    settings.update(parent_pid=os.getpid(), port=sockets[0].getsockname()[1])  # a worker: with a listen_fd
+        raise ValueError(f"cannot listen on {options.host}:{options.port}: {e.strerror or e}") from None
+    port = sockets[0].getsockname()[1]
     workers = []
     for sock in sockets:
-        command = [
-            sys.executable,
-            "-m",
-            "trainpipe_assets.serving.workers",
-            json.dumps({**settings, "listen_fd": sock.fileno()}),
-        ]
-        workers.append(subprocess.Popen(command, pass_fds=(sock.fileno(),)))
+        worker = dataclasses.replace(options, port=port, workers=1, listen_fd=sock.fileno())
+        command = [sys.executable, "-m", "trainpipe_assets.serving.main", "--worker", str(os.getpid())]
+        workers.append(subprocess.Popen(command + [worker.to_json()], pass_fds=(sock.fileno(),)))
         sock.close()
-    print(
-        f"{len(workers)} workers (pids {', '.join(str(w.pid) for w in workers)}) on port {settings['port']}", flush=True
-    )
+    print(f"{len(workers)} workers (pids {', '.join(str(w.pid) for w in workers)}) on port {port}", flush=True)
     stopping = []
 
     def stop(signum, frame):
@@ -106,21 +92,13 @@ def run_workers(args: argparse.Namespace) -> int:
     return code
 
 
-def worker_main(settings: dict) -> int:
-    """A worker: ends with its parent, then serves on the inherited socket like `trainpipe serve`."""
+def worker_setup(parent_pid: int) -> bool:
+    """In a worker, before it serves: end with the parent (even if killed); False if the parent is already gone."""
     import logging
 
     try:
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
     except OSError:  # not glibc/Linux: the parent's stop still reaches the workers
         pass
-    if os.getppid() != settings.pop("parent_pid"):  # the parent died before prctl took effect
-        return 1
     logging.getLogger("tensorflow").setLevel(logging.ERROR)
-    from trainpipe_assets.serving.options import serve_from_args
-
-    return serve_from_args(argparse.Namespace(**settings))
-
-
-if __name__ == "__main__":
-    sys.exit(worker_main(json.loads(sys.argv[1])))
+    return os.getppid() == parent_pid  # else the parent died before prctl took effect

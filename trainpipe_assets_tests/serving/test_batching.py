@@ -12,12 +12,12 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from trainpipe_assets.core.example_reader import read_records
-from trainpipe_assets.serving.app import BatchingOptions, build_app
 from trainpipe_assets.serving.batching import Batcher
 from trainpipe_assets.serving.codec import ApiError, serialize_example
+from trainpipe_assets.serving.main import build_app
 from trainpipe_assets.serving.metrics import Metrics
 from trainpipe_assets.serving.model_store import ModelStore
-from trainpipe_assets.serving.options import add_serve_arguments
+from trainpipe_assets.serving.options import BatchingOptions, ServeOptions, add_serve_arguments
 from trainpipe_assets.serving.predict import classify_or_regress, parse_predict, run_alone, run_merged
 from trainpipe_assets_tests.conftest import DAYS
 from trainpipe_assets_tests.serving.helpers import b64, sample
@@ -235,7 +235,7 @@ def test_the_app_batches_by_default_and_a_lone_request_never_waits(tf1_store):
     import httpx
 
     # an hour's timeout: a lone request that waited for it would hang the test, not make it slower
-    app = build_app(tf1_store, batching=BatchingOptions(32, 3_600_000_000, 2))
+    app = build_app(tf1_store, ServeOptions(batching=BatchingOptions(32, 3_600_000_000, 2)))
     example = {"b64": base64.b64encode(serialize_example({"x": 1.0})).decode()}
 
     async def main():

@@ -1,0 +1,149 @@
+"""TF Serving's gRPC messages <-> the data plane's Calls: a PredictRequest's TensorProtos checked and decoded into
+numpy (tf.make_ndarray on the whole tensor, never a Python loop over elements), a Call's numpy outputs encoded into a
+PredictResponse (tf.make_tensor_proto, on the worker thread), and a Classify/Regress request's Input as serialized
+tf.Examples.
+
+A TensorProto's shape is checked before it is decoded, as its size is the client's to claim: tf.make_ndarray fills a
+tensor whose values are fewer than its shape says by repeating the last one, so a message of a few bytes could ask
+for gigabytes. A negative dimension or a dtype that is not TensorFlow's is INVALID_ARGUMENT naming the input; more
+rows than --max-instances-per-request, or more elements than the largest message a client may send (--max-body-bytes)
+could carry (each element takes its dtype's size on the wire, a string at least 2 bytes), RESOURCE_EXHAUSTED naming
+the input: so no tensor decodes into more than a few times the memory of the largest message."""
+
+from __future__ import annotations
+
+import math
+from typing import Optional
+
+import tensorflow as tf
+from tensorflow.core.framework import types_pb2
+
+from trainpipe_assets.serving.codec import ApiError
+from trainpipe_assets.serving.messages import fill_model_spec
+from trainpipe_assets.serving.model_store import LoadedVersion
+from trainpipe_assets.serving.predict import Call, check_rows
+
+STRING_WIRE_BYTES = 2  # the least a string element takes in a message: its tag and length
+
+
+def tensor_size(key: str, proto, max_rows: Optional[int], max_bytes: Optional[int]) -> tuple[list[int], int]:
+    """(dims, elements) of a TensorProto, checked before anything is allocated."""
+    dims = [d.size for d in proto.tensor_shape.dim]
+    negative = [d for d in dims if d < 0]
+    if negative:
+        raise ApiError(400, f"input {key!r} has a negative dimension {negative[0]} in its shape {dims}")
+    if proto.dtype == types_pb2.DT_INVALID or proto.dtype not in types_pb2.DataType.values():
+        raise ApiError(400, f"input {key!r} has an unknown dtype {proto.dtype}")
+    if dims:
+        check_rows(f"rows of input {key!r}", dims[0], max_rows)
+    elements = math.prod(dims)  # a Python int: no overflow however large the dims
+    if max_bytes is not None:
+        try:
+            item = tf.dtypes.as_dtype(proto.dtype).size if proto.dtype != types_pb2.DT_STRING else STRING_WIRE_BYTES
+        except TypeError:  # a dtype numpy cannot hold
+            raise ApiError(400, f"input {key!r} has an unsupported dtype {proto.dtype}") from None
+        if elements * max(item, 1) > max_bytes:
+            raise ApiError(
+                413,
+                f"input {key!r} of shape {dims} claims {elements} elements, more than a message of at most "
+                f"{max_bytes} bytes (--max-body-bytes) can carry",
+            )
+    return dims, elements
+
+
+def decode_predict(loaded: LoadedVersion, request, max_rows: Optional[int], max_bytes: Optional[int] = None) -> Call:
+    """A PredictRequest checked as TF Serving checks it (the signature's inputs exactly, each of its dtype) into a
+    Call whose answer is a PredictResponse."""
+    name = request.model_spec.signature_name or "serving_default"
+    signatures = loaded.model.signatures
+    if name not in signatures:
+        raise ApiError(400, f'Serving signature name: "{name}" not found in signature def')
+    signature = signatures[name]
+    specs = signature.structured_input_signature[1]
+    inputs = request.inputs
+    if len(inputs) != len(specs) or any(key not in inputs for key in specs):
+        sent, expected = set(inputs), set(specs)
+        raise ApiError(
+            400,
+            f"input size does not match signature: {len(sent)}!={len(expected)} len({sorted(sent)}) != "
+            f"len({sorted(expected)}). Sent extra: {sorted(sent - expected)}. "
+            f"Missing but required: {sorted(expected - sent)}.",
+        )
+    columns, rows = {}, set()
+    for key, spec in specs.items():
+        proto = inputs[key]
+        if proto.dtype != spec.dtype.as_datatype_enum:
+            given = tf.dtypes.as_dtype(proto.dtype).name if proto.dtype in _KNOWN else "DT_INVALID"
+            raise ApiError(400, f"input {key!r} expects {spec.dtype.name} but {given} is provided")
+        dims, _ = tensor_size(key, proto, max_rows, max_bytes)
+        try:
+            columns[key] = tf.make_ndarray(proto)
+        except (TypeError, ValueError) as e:
+            raise ApiError(400, f"input {key!r} is not a valid tensor: {e}") from None
+        rows.add(dims[0] if dims else -1)
+    count = rows.pop() if len(rows) == 1 else -1
+    wanted = list(request.output_filter)
+    if wanted:
+        outputs = set(signature.structured_outputs)
+        unknown = sorted(set(wanted) - outputs)
+        if unknown:
+            raise ApiError(
+                400, f"output tensor alias not found in signature: {unknown[0]} (outputs: {sorted(outputs)})"
+            )
+    encode = _encoder(request.model_spec.name, loaded.version, name, wanted)
+    return Call(loaded, name, True, columns, count if count > 0 else None, encode)
+
+
+_KNOWN = frozenset(v for v in types_pb2.DataType.values() if v != types_pb2.DT_INVALID)
+
+
+def _encoder(model: str, version: int, signature: str, wanted: list[str]):
+    def encode(outputs: dict):
+        from tensorflow_serving.apis import predict_pb2
+
+        response = predict_pb2.PredictResponse()
+        fill_model_spec(response.model_spec, model, version, signature)
+        for key, value in outputs.items():
+            if not wanted or key in wanted:
+                response.outputs[key].CopyFrom(tf.make_tensor_proto(value))
+        return response
+
+    return encode
+
+
+def serialized_examples(request, max_rows: Optional[int]) -> list[bytes]:
+    """The Input of a Classify/Regress request as serialized tf.Examples; with a context, each example is the context
+    merged with the example (the example's features win), as TF Serving merges them."""
+    kind = request.input.WhichOneof("kind")
+    if kind == "example_list_with_context":
+        examples = request.input.example_list_with_context.examples
+        context = request.input.example_list_with_context.context.SerializeToString()
+    else:
+        examples, context = request.input.example_list.examples if kind else [], b""
+    if not examples:
+        raise ApiError(400, "Input is empty")
+    check_rows("examples", len(examples), max_rows)
+    return [context + e.SerializeToString() for e in examples]
+
+
+def examples_response(request, loaded: LoadedVersion, method: str, result, n: int):
+    """run_examples' result as a ClassificationResponse or RegressionResponse."""
+    from tensorflow_serving.apis import classification_pb2, regression_pb2
+
+    name = request.model_spec.signature_name or "serving_default"
+    if method == "regress":
+        response = regression_pb2.RegressionResponse()
+        response.result.regressions.extend(regression_pb2.Regression(value=float(v)) for v in result)
+    else:
+        response = classification_pb2.ClassificationResponse()
+        classes, scores = result
+        for i in range(n):
+            row = response.result.classifications.add()
+            for j in range(len(classes[i]) if classes else scores.shape[1]):
+                entry = row.classes.add()
+                if classes:
+                    entry.label = classes[i][j]
+                if scores is not None:
+                    entry.score = float(scores[i][j])
+    fill_model_spec(response.model_spec, request.model_spec.name, loaded.version, name)
+    return response
