@@ -110,18 +110,16 @@ class TaskMember:
             if info.get("beat") != self._beat:
                 self._beat, self._beat_seen = info.get("beat"), time.monotonic()
             elif time.monotonic() - self._beat_seen > LOST_SECONDS:
-                return Status(
-                    LOST, f"its Celery worker {self.worker} stopped answering (no heartbeat for {LOST_SECONDS:.0f} s)"
-                )
+                return Status(LOST, f"stopped answering (no heartbeat for {LOST_SECONDS:.0f} s: its worker is gone)")
             return Status(RUNNING)
         if state == "SUCCESS":
             self.worker = info.get("worker", self.worker)
             return Status(DONE, result=info.get("result"))
-        if state == "REVOKED":
-            return Status(FAILED, f"was revoked on its Celery worker {self.worker}")
+        if state == "REVOKED":  # also what Celery records when the worker process running the task is killed
+            return Status(FAILED, f"was terminated (its Celery worker process was killed, or the task revoked: {info})")
         if state == "FAILURE":
             first = str(info).split("\n")[0]
-            return Status(FAILED, f"failed on its Celery worker {self.worker}: {type(info).__name__}: {first}")
+            return Status(FAILED, f"failed: {type(info).__name__}: {first}")
         return Status(RUNNING)  # STARTED, RETRY or a state of a newer Celery: not ended
 
     def log_tail(self) -> str:

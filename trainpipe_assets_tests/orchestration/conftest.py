@@ -1,7 +1,9 @@
 """A small cluster on this machine for test_cluster.py: Redis (Celery's broker and result backend), PostgreSQL
-(Dagster's run, event log and schedule storage, through dagster-postgres), a shared TRAINPIPE_HOME, and two
-dagster-celery workers, each started with dagster-celery's own command on its own queues, as the README's "Scaling out"
-recipe does."""
+(Dagster's run, event log and schedule storage, through dagster-postgres), a shared TRAINPIPE_HOME, and three
+dagster-celery workers, each started with dagster-celery's own command on its own queues (and importing trainpipe's
+member task, which runs training ranks and tuning workers), as the README's "Scaling out" recipe does. Each worker is
+the leader of its own process group (setsid), and is ended by signalling the group: a Celery worker's pool processes
+outlive the `dagster-celery worker start` process."""
 
 import datetime as dt
 import os
@@ -34,7 +36,51 @@ QUEUES = {
 }  # the other assets (infra_validation, pushed_model) use dagster-celery's default queue, `dagster`
 # Worker name -> the queues it listens on, given as ONE comma-separated -q: dagster-celery turns each -q into a -Q
 # for `celery worker`, and Celery 5 keeps only the last -Q.
-WORKERS = {"data": ["data"], "training": ["training", "dagster"]}
+# Two workers on `training`: with training.workers 2 and tuning.num_parallel_trials 2, the step (the chief) holds one
+# and its rank 1 / tuning worker tasks need the other.
+WORKERS = {"data": ["data"], "training": ["training", "dagster"], "training2": ["training"]}
+MEMBER_TASKS = "trainpipe_assets.scaleout.tasks"  # imported by every worker (-i): ranks and tuning workers
+# The cluster's module: the sample module, whose rank 1 waits (in run_fn, while the chief waits for it in its
+# collective) as long as the file `hold-rank-1` exists in TRAINPIPE_HOME, and whose tuning worker w0 waits in its first
+# trial as long as `hold-tuning` exists: the chaos tests' moments to kill them.
+CLUSTER_MODULE = """
+import json
+import os
+import time
+from pathlib import Path
+
+import keras
+
+from trainpipe_assets.example_modules import sample_module
+from trainpipe_assets.example_modules.sample_module import *  # noqa: F403
+
+
+def _hold(name, what):
+    hold = Path(os.environ["TRAINPIPE_HOME"]) / name
+    if hold.exists():
+        print(what, flush=True)
+        while hold.exists():
+            time.sleep(0.5)
+
+
+class HoldTrial(keras.callbacks.Callback):
+    def on_train_batch_begin(self, batch, logs=None):
+        _hold("hold-tuning", "tuning worker w0 is held mid-trial")
+
+
+def run_fn(fn_args):
+    task = json.loads(os.environ.get("TF_CONFIG", "{}")).get("task", {})
+    if task == {"type": "worker", "index": 0}:
+        _hold("hold-rank-1", "rank 1 is held mid-training")
+    return sample_module.run_fn(fn_args)
+
+
+def tuner_fn(fn_args):
+    result = sample_module.tuner_fn(fn_args)
+    if os.environ.get("KERASTUNER_TUNER_ID") == "w0":
+        result.fit_kwargs["callbacks"] = [*result.fit_kwargs.get("callbacks", []), HoldTrial()]
+    return result
+"""
 
 
 def _redis_server() -> str | None:
@@ -125,12 +171,17 @@ def cluster(tmp_path_factory, redis_port, dagster_postgres_url):
         )
     )
     broker, backend = f"redis://127.0.0.1:{redis_port}/0", f"redis://127.0.0.1:{redis_port}/1"
+    (base / "cluster_module.py").write_text(CLUSTER_MODULE)
     config = write_config(
         base / "trainpipe.yaml",
+        module_file="cluster_module.py",
         execution={"executor": "celery", "broker": broker, "backend": backend, "queues": QUEUES},
+        # rank 1 and the tuning workers are Celery tasks on `training` (the queues of their assets)
+        training={"workers": 2, "advertise_host": "127.0.0.1", "start_timeout": 120},
+        tuning={"num_parallel_trials": 2, "oracle_advertise_host": "127.0.0.1", "start_timeout": 120},
         train_steps=10,
         eval_steps=2,
-        custom_config={"max_trials": 1},
+        custom_config={"max_trials": 2},
         evaluation={"thresholds": {}, "min_eval_rows": 0},
         infra_validation={"mode": "LOAD_ONLY", "num_tries": 1},
     )
@@ -144,6 +195,7 @@ def cluster(tmp_path_factory, redis_port, dagster_postgres_url):
         "DAGSTER_HOME": str(dagster_home),
         "TRAINPIPE_HOME": str(home),
         "TRAINPIPE_CONFIG": str(config),
+        "TRAINPIPE_ADVERTISE_HOST": "127.0.0.1",  # where a worker's ranks are reached (default: its host name)
     }
     workers, logs = {}, {}
     try:
@@ -151,13 +203,15 @@ def cluster(tmp_path_factory, redis_port, dagster_postgres_url):
             logs[name] = base / f"{name}-worker.log"
             command = [str(BIN / "dagster-celery"), "worker", "start", "-A", "dagster_celery.app"]
             command += ["-y", str(celery_yaml)]
-            command += ["-q", ",".join(queues), "-n", name, "-l", "INFO"]
-            command += ["--", "--concurrency=1"]  # one task at a time per worker: each step is a TensorFlow process
+            command += ["-q", ",".join(queues), "-n", name, "-l", "INFO", "-i", MEMBER_TASKS]
+            # One task at a time per worker (each step is a TensorFlow process), and no task reserved while one runs:
+            # else a worker busy with a chief step would hold its own rank 1 task and the training would wait for it.
+            command += ["--", "--concurrency=1", "--disable-prefetch"]
             with open(logs[name], "wb") as out:
                 workers[name] = subprocess.Popen(
                     command, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
                 )
-        deadline = time.monotonic() + 180
+        deadline = time.monotonic() + 240
         for name, worker in workers.items():
             while " ready." not in logs[name].read_text(errors="replace"):
                 if worker.poll() is not None or time.monotonic() > deadline:
@@ -165,8 +219,15 @@ def cluster(tmp_path_factory, redis_port, dagster_postgres_url):
                 time.sleep(0.5)
             listening = logs[name].read_text(errors="replace")
             assert all(f".> {q} " in listening for q in WORKERS[name]), f"{name} worker queues:\n{listening[-3000:]}"
-        yield {"env": env, "home": home, "trainpipe": trainpipe, "dagster_home": dagster_home, "logs": logs,
-               "workers": workers}
+            assert "trainpipe.scaleout.run_member" in listening, f"{name} worker tasks:\n{listening[-3000:]}"
+        yield {
+            "env": env,
+            "home": home,
+            "trainpipe": trainpipe,
+            "dagster_home": dagster_home,
+            "logs": logs,
+            "workers": workers,
+        }
     finally:
         for worker in workers.values():
             stop(worker)
