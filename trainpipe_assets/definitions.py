@@ -9,7 +9,7 @@ from trainpipe_assets.core.io_managers.saved_model import SavedModelIOManager
 from trainpipe_assets.core.io_managers.tfrecord import TFRecordIOManager
 from trainpipe_assets.core.settings import TrainpipeConfig
 from trainpipe_assets.data.example_gen import examples
-from trainpipe_assets.data.example_validator import examples_valid
+from trainpipe_assets.data.example_validator import example_anomalies, examples_valid
 from trainpipe_assets.data.schema_gen import schema
 from trainpipe_assets.data.statistics_gen.component import statistics
 from trainpipe_assets.deploy.bulk_inferrer import batch_predictions
@@ -31,6 +31,7 @@ from trainpipe_assets.orchestration.sensors import new_data_sensor, retrain_on_n
 ASSETS = (
     examples,
     statistics,
+    example_anomalies,
     schema,
     transform_graph,
     best_hyperparameters,

@@ -9,6 +9,7 @@ def test_definitions_load_with_every_asset_check_job_and_sensor():
     assert {k.to_user_string() for k in graph.get_all_asset_keys()} == {
         "examples",
         "statistics",
+        "example_anomalies",
         "schema",
         "transform_graph",
         "best_hyperparameters",
@@ -27,7 +28,11 @@ def test_definitions_load_with_every_asset_check_job_and_sensor():
 
 def test_jobs_select_their_assets():
     ingest = defs.resolve_job_def("ingest_job")
-    assert ingest.asset_layer.executable_asset_keys == {AssetKey("examples"), AssetKey("statistics")}
+    assert ingest.asset_layer.executable_asset_keys == {
+        AssetKey("examples"),
+        AssetKey("statistics"),
+        AssetKey("example_anomalies"),
+    }
     training = defs.resolve_job_def("training_job")
     assert training.asset_layer.executable_asset_keys == {
         AssetKey(k)

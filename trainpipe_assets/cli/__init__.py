@@ -26,10 +26,17 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("tensorflow").setLevel(logging.ERROR)
     sys.stdout.reconfigure(line_buffering=True)  # progress lines show as they are printed, also through a pipe
     args = build_parser().parse_args(argv)
+    if getattr(args, "verbose", True) is False:  # a command that runs the pipeline, without --verbose
+        from trainpipe_assets.cli import console
+        from trainpipe_assets.core.settings import default_home
+
+        print(f"log (TensorFlow, Dagster events, tracebacks): {console.quiet(args.command, default_home())}")
     try:
         return args.func(args)
     except ValueError as e:  # bad arguments or settings: say which, without a traceback
-        print(f"trainpipe {args.command}: error: {e}", file=sys.stderr)
+        from trainpipe_assets.cli.console import error
+
+        error(f"trainpipe {args.command}: error: {e}")
         return 2
 
 

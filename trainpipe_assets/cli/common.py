@@ -32,3 +32,11 @@ def parse_datetime(text: str) -> dt.datetime:
     except ValueError:
         raise argparse.ArgumentTypeError(f"not an ISO 8601 time: {text!r}")
     return value if value.tzinfo else value.replace(tzinfo=dt.timezone.utc)
+
+
+def add_verbose(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--verbose",
+        action="store_true",
+        help="show TensorFlow's, Beam's and Dagster's own output here (by default it goes to $TRAINPIPE_HOME/logs/)",
+    )

@@ -12,9 +12,8 @@ import sys
 import time
 from pathlib import Path
 
-from trainpipe_assets.cli.common import parse_date, use_instance_home
-from trainpipe_assets.cli.runs import code_location
-from trainpipe_assets.cli.runs import ingest_day as _ingest
+from trainpipe_assets.cli.common import add_verbose, parse_date, use_instance_home
+from trainpipe_assets.cli.runs import code_location, ingest_days
 from trainpipe_assets.cli.runs import materialized as _materialized
 from trainpipe_assets.cli.runs import run_partition as _run_partition
 from trainpipe_assets.core import metadata as md
@@ -144,8 +143,8 @@ def _run_demo(args, trainpipe, location, instance, dagster_home, end) -> int:
     from trainpipe_assets.core.event_log import current_baseline
 
     days = [(end - dt.timedelta(days=i)).isoformat() for i in range(args.days - 1, -1, -1)]
-    print("\ningest_job (examples -> statistics -> examples_valid) per day:")
-    ingested = all([_ingest(location, trainpipe, day, instance) for day in days])
+    print(f"\ningest_job for {len(days)} days in one run (examples -> statistics -> example_anomalies):")
+    ingested = not ingest_days(location, trainpipe, days, instance)
     # Two windows: the second model is evaluated against the first one, which is serving by then.
     for window_end in days[-2:] if len(days) > 1 else days:
         _train(location, window_end, instance)
@@ -188,4 +187,5 @@ def register(sub) -> None:
     demo.add_argument("--rows-per-day", type=int, default=500)
     demo.add_argument("--end", type=parse_date, help="last day (default: yesterday)")
     demo.add_argument("--seed", type=int, default=0)
+    add_verbose(demo)
     demo.set_defaults(func=run)

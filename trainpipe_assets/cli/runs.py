@@ -2,7 +2,8 @@
 the project's code location (workspace.yaml's `trainpipe_assets`, loaded in this process), so each run carries its
 code location and job snapshot -- it shows on the UI's Overview timeline and job charts, and "Re-execute" does not
 warn of a different version -- and then executed here, with the job's own executor. Each step's name and duration is
-printed as it finishes; then what a person needs: each day's rows, rejects and examples_valid verdict."""
+printed as it finishes; then what a person needs: each day's rows, rejects and example_anomalies verdict. A range of
+days is one run (a single-run backfill), as the UI launches one."""
 
 from __future__ import annotations
 
@@ -12,11 +13,11 @@ import sys
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
+from trainpipe_assets.cli.console import dagster_log_level
 from trainpipe_assets.core import metadata as md
 
 LOCATION_NAME = "trainpipe_assets"  # workspace.yaml's location_name: the UI finds the runs' jobs under it
 DEFINITIONS_MODULE = "trainpipe_assets.definitions"
-QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
 
 @contextmanager
@@ -52,7 +53,7 @@ class RunResult:
         ]
 
 
-def launch(location, job_name: str, tags: dict, instance, progress: bool = True, run_config=QUIET) -> RunResult:
+def launch(location, job_name: str, tags: dict, instance, progress: bool = True, run_config=None) -> RunResult:
     """Create the run as the UI does (remote job origin, job and plan snapshots) and execute it in this process,
     printing each step as it finishes."""
     from dagster import DagsterRunStatus
@@ -62,6 +63,8 @@ def launch(location, job_name: str, tags: dict, instance, progress: bool = True,
 
     repository = next(iter(location.get_repositories().values()))
     remote_job = repository.get_full_job(job_name)
+    verbose = os.environ.get("TRAINPIPE_QUIET") != "1"  # cli/console.py sets it when this command is quiet
+    run_config = run_config or {"loggers": {"console": {"config": {"log_level": dagster_log_level(verbose)}}}}
     run = _create_run(instance, location, repository, remote_job, run_config, tags, None, None)
     for event in execute_run_iterator(recon_job_from_origin(remote_job.get_python_origin()), run, instance):
         if progress and event.event_type_value in ("STEP_SUCCESS", "STEP_FAILURE", "STEP_SKIPPED"):
@@ -80,55 +83,97 @@ def step_line(event) -> str:
     return f"{event.step_key} FAILED"
 
 
+def partition_tags(days: list[str]) -> dict:
+    """One day, or a range of days as ONE run (a single-run backfill, as the UI launches it)."""
+    if len(days) == 1:
+        return {"dagster/partition": days[0]}
+    return {"dagster/asset_partition_range_start": days[0], "dagster/asset_partition_range_end": days[-1]}
+
+
 def run_partition(location, job_name: str, day: str, instance, progress: bool = True):
-    result = launch(location, job_name, {"dagster/partition": day}, instance, progress)
-    failures = [failure_text(e) for e in result.all_events if e.is_step_failure]
-    return result, failures
+    result = launch(location, job_name, partition_tags([day]), instance, progress)
+    return result, failures_of(result)
 
 
-def verdict(check) -> str:
-    """passed, FAILED, or (a warning-severity result) not checked, as a person should read a check's outcome."""
-    if check.passed:
-        return "passed"
-    return "not-checked" if getattr(check.severity, "value", "") == "WARN" else "FAILED"
+def failures_of(result, skip_checks: bool = False) -> list[str]:
+    """Each failed step's reason, once; a failed blocking check's own step is left out when `skip_checks` (the
+    caller prints the verdicts it reports)."""
+    found = []
+    for event in result.all_events:
+        if not event.is_step_failure:
+            continue
+        error = event.step_failure_data.error
+        if skip_checks and error and error.cls_name == "DagsterAssetCheckFailedError":
+            continue
+        found.append(failure_text(event))
+    return found
 
 
 def failure_text(event) -> str:
     """What went wrong in a failed step, in the words of the code that failed (a Failure's description, else the
-    error), not Dagster's "Execution of step ... failed"."""
+    error and, for an error raised in a module file, that file and line), not Dagster's "Execution of step ...
+    failed" and its stack trace (which is in the log file)."""
     data = event.step_failure_data
     described = data.user_failure_data and data.user_failure_data.description
     if described:
         return f"{event.step_key}: {described}"
     error = data.error
-    return f"{event.step_key}: {(error.cause or error).message.strip()}" if error else event.message
+    if not error:
+        return event.message
+    root = error.cause or error
+    where = _user_frame(root) or _user_frame(error)
+    return f"{event.step_key}: {root.message.strip()}" + (f" ({where})" if where else "")
+
+
+def _user_frame(error) -> str:
+    """`file, line N, in fn` of the innermost frame outside Python's, Dagster's and trainpipe's own code."""
+    import re
+
+    for frame in reversed(error.stack or []):
+        found = re.search(r'File "([^"]+)", line (\d+), in (\S+)', frame)
+        if found and not re.search(r"site-packages|/lib/python3|/trainpipe_assets/|<frozen", found.group(1)):
+            return f"{found.group(1)}, line {found.group(2)}, in {found.group(3)}"
+    return ""
 
 
 def materialized(result) -> dict:
     return {e.asset_key.to_user_string(): e.materialization.metadata for e in result.get_asset_materialization_events()}
 
 
-def ingest_day(location, trainpipe, day: str, instance, seconds=None) -> bool:
-    result, failures = run_partition(location, "ingest_job", day, instance, progress=False)
-    rows = materialized(result).get("examples", {})
-    evaluations = {c.check_name: c for c in result.get_asset_check_evaluations()}
-    checks = {name: verdict(c) for name, c in evaluations.items()}
-    split_rows = " ".join(
-        f"{s}={rows[md.rows_key(s)].value}" for s in trainpipe.settings.splits if md.rows_key(s) in rows
-    )
-    rejected = md.value(rows, md.REJECTED_ROWS, "-")
-    took = f" ({seconds():.1f} s)" if seconds else ""
-    print(
-        f"  {day}: {'ok' if result.success else 'FAILED'} {split_rows} rejected={rejected} "
-        f"examples_valid={checks.get('examples_valid')}{took}",
-        flush=True,
-    )
-    valid = evaluations.get("examples_valid")
-    if valid is not None and verdict(valid) == "FAILED":  # the anomaly table, not just a count
-        from trainpipe_assets.data.example_validator import Anomaly, anomalies_text
+def materialized_by_day(result) -> dict:
+    """{asset: {day: metadata}} of a run over one day or several."""
+    found: dict = {}
+    for e in result.get_asset_materialization_events():
+        found.setdefault(e.asset_key.to_user_string(), {})[e.materialization.partition] = e.materialization.metadata
+    return found
 
-        table = anomalies_text([Anomaly(**a) for a in md.value(valid.metadata, md.ANOMALIES_JSON, [])])
-        print("\n".join(f"    {line}" for line in table.splitlines()))
-    for failure in failures:
+
+def ingest_days(location, trainpipe, days: list[str], instance) -> list[str]:
+    """ONE ingest_job run over `days`; prints each day's rows, rejects and example_anomalies verdict (with the
+    anomaly table of a failed day) and returns the days that failed."""
+    from trainpipe_assets.data.example_validator import Anomaly, anomalies_text
+
+    result = launch(location, "ingest_job", partition_tags(days), instance, progress=False)
+    by_day = materialized_by_day(result)
+    failed = []
+    for day in days:
+        rows = by_day.get("examples", {}).get(day, {})
+        anomalies = by_day.get("example_anomalies", {}).get(day)
+        judged = md.value(anomalies, md.VERDICT) if anomalies is not None else None
+        ok = judged in (md.PASSED, md.NOT_CHECKED)
+        split_rows = " ".join(
+            f"{s}={rows[md.rows_key(s)].value}" for s in trainpipe.settings.splits if md.rows_key(s) in rows
+        )
+        rejected = md.value(rows, md.REJECTED_ROWS, "-")
+        print(f"  {day}: {'ok' if ok else 'FAILED'} {split_rows} rejected={rejected} example_anomalies={judged}")
+        if not ok:
+            failed.append(day)
+        if judged == md.FAILED:
+            found = [Anomaly(**a) for a in md.value(anomalies, md.ANOMALIES_JSON, [])]
+            if md.value(rows, md.INGEST_FAILED):
+                print(f"    {md.value(rows, md.INGEST_FAILED)}")
+            else:
+                print("\n".join(f"    {line}" for line in anomalies_text(found).splitlines()))
+    for failure in failures_of(result, skip_checks=True):
         print(f"    {failure}")
-    return result.success
+    return failed if result.success or failed else list(days)

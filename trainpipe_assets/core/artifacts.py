@@ -78,6 +78,25 @@ class Statistics:
 
 
 @dataclass(frozen=True)
+class ExampleAnomalies:
+    """TFX ExampleValidator's layout: `Split-<name>/SchemaDiff.pb` (tensorflow_metadata `Anomalies`) per split, and
+    `anomalies.json`: the verdict ("passed", "failed", "not checked"), the schema judged against and every anomaly."""
+
+    uri: str
+    partition: str
+    splits: list[str]
+    verdict: str
+    schema_uri: str | None = None
+    cache_key: str = ""
+
+    def path(self, split: str) -> Path:
+        return split_dir(self.uri, split) / "SchemaDiff.pb"
+
+    def report(self) -> dict:
+        return json.loads((Path(self.uri) / "anomalies.json").read_text())
+
+
+@dataclass(frozen=True)
 class Schema:
     """TFX SchemaGen's layout: `schema.pbtxt`."""
 
@@ -208,6 +227,7 @@ ARTIFACT_TYPES = {
     for cls in (
         Examples,
         Statistics,
+        ExampleAnomalies,
         Schema,
         TransformGraph,
         Hyperparameters,

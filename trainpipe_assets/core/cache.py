@@ -69,12 +69,15 @@ def forced(context: AssetExecutionContext) -> bool:
     return context.run.tags.get(FORCE_TAG, "").lower() == "true"
 
 
-def reusable(context: AssetExecutionContext, cache_key: str) -> Optional[tuple[Any, dict]]:
-    """(artifact, metadata) of an earlier materialization of this asset and partition with this key, still on disk."""
+def reusable(
+    context: AssetExecutionContext, cache_key: str, partition: Optional[str] = None
+) -> Optional[tuple[Any, dict]]:
+    """(artifact, metadata) of an earlier materialization of this asset and partition (the run's, or `partition`
+    of a run over several days) with this key, still on disk."""
     if forced(context):
         return None
     records = context.instance.fetch_materializations(
-        AssetRecordsFilter(asset_key=context.asset_key, asset_partitions=[context.partition_key]), limit=25
+        AssetRecordsFilter(asset_key=context.asset_key, asset_partitions=[partition or context.partition_key]), limit=25
     ).records
     for record in records:
         metadata = record.asset_materialization.metadata

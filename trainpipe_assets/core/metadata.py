@@ -13,7 +13,7 @@ CACHED = "cached"
 REUSED_RUN_ID = "reused_run_id"
 
 # every asset that reads a training window
-EXCLUDED_DAYS = "excluded_days"  # JSON {day: why}: days left out because they did not pass examples_valid
+EXCLUDED_DAYS = "excluded_days"  # JSON {day: why}: days left out because their example_anomalies did not pass
 ADMITTED_DAYS = "admitted_days"  # JSON {day: why}: days used anyway, by run tag trainpipe/admit_days
 
 # examples
@@ -22,7 +22,11 @@ REJECTED_ROWS = "rejected_rows"
 SOURCE_FINGERPRINT = "source_fingerprint"  # JSON {source file path: sha256} of what the day was read from
 REJECTED_NON_FINITE = "rejected_non_finite"  # JSON {column: rows rejected for a NaN or infinite value}
 
-# the examples_valid check
+INGEST_FAILED = "ingest_failed"  # a day of a range whose input could not be read: why (its examples are empty)
+
+# example_anomalies (the per-day verdict the training gate reads)
+VERDICT = "verdict"  # PASSED, FAILED or NOT_CHECKED (no schema yet: usable)
+PASSED, FAILED, NOT_CHECKED = "passed", "failed", "not checked"
 ANOMALIES_JSON = "anomalies_json"  # JSON [{split, feature, kind, description}]
 
 # trained_model

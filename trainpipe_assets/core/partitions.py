@@ -16,14 +16,19 @@ from typing import Any, Callable
 from dagster import (
     AssetIn,
     AssetsDefinition,
+    BackfillPolicy,
     BetaWarning,
     DailyPartitionsDefinition,
+    MetadataValue,
+    Output,
     PreviewWarning,
     TimeWindowPartitionMapping,
     asset,
     asset_check,
 )
 
+from trainpipe_assets.core import metadata as md
+from trainpipe_assets.core.io_managers import ByDay, artifact_path
 from trainpipe_assets.core.io_managers.artifact_dir import WINDOW
 from trainpipe_assets.core.retry import fail_fast_unless_transient
 
@@ -68,8 +73,8 @@ def partitioning_for(trainpipe, first_day=None) -> Partitioning:
 class AssetBlueprint:
     """A daily-partitioned asset whose partitioning is applied by `build`; calling it calls the plain function."""
 
-    def __init__(self, fn: Callable, windowed: tuple[str, ...], options: dict[str, Any]):
-        self.fn, self.windowed, self.options = fn, windowed, options
+    def __init__(self, fn: Callable, windowed: tuple[str, ...], options: dict[str, Any], by_day: tuple[str, ...] = ()):
+        self.fn, self.windowed, self.options, self.by_day = fn, windowed, options, by_day
         self.name = fn.__name__
         functools.update_wrapper(self, fn)
 
@@ -78,8 +83,12 @@ class AssetBlueprint:
 
     def build(self, p: Partitioning, op_tags: dict | None = None) -> AssetsDefinition:
         ins = {name: p.window_input(name) for name in self.windowed}
+        ins.update({name: AssetIn(name, metadata={WINDOW: True}) for name in self.by_day})  # {day: artifact}
+        options = dict(self.options)
+        if self.by_day or options.pop("single_run", False):
+            options["backfill_policy"] = BackfillPolicy.single_run()  # a range of days is one run
         fn = fail_fast_unless_transient(self.fn)
-        return asset(name=self.name, partitions_def=p.daily, ins=ins or None, op_tags=op_tags, **self.options)(fn)
+        return asset(name=self.name, partitions_def=p.daily, ins=ins or None, op_tags=op_tags, **options)(fn)
 
 
 class CheckBlueprint:
@@ -100,9 +109,22 @@ class CheckBlueprint:
             )(self.fn)
 
 
-def pipeline_asset(*, windowed: tuple[str, ...] = (), **options) -> Callable[[Callable], AssetBlueprint]:
-    """@asset's options without partitions_def; `windowed` names inputs that load the training window."""
-    return lambda fn: AssetBlueprint(fn, tuple(windowed), options)
+def pipeline_asset(
+    *, windowed: tuple[str, ...] = (), by_day: tuple[str, ...] = (), **options
+) -> Callable[[Callable], AssetBlueprint]:
+    """@asset's options without partitions_def; `windowed` names inputs that load the training window, `by_day`
+    inputs loaded as {day: artifact} for the run's days. `single_run=True` (implied by `by_day`): a backfill of a
+    range is one run, whose days the asset returns with `days_output`."""
+    return lambda fn: AssetBlueprint(fn, tuple(windowed), options, tuple(by_day))
+
+
+def days_output(context, home: str, results: dict[str, tuple[Any, dict]], **output_options) -> Output:
+    """The run's days (one, or a single-run backfill's range) as one Output: each day's value for the IO manager
+    (ByDay) and each day's own metadata, with its path, on that day's materialization."""
+    for day, (_, metadata) in results.items():
+        path = artifact_path(home, context.asset_key, day)
+        context.add_asset_metadata({**metadata, md.PATH: MetadataValue.path(str(path))}, partition_key=day)
+    return Output(ByDay({day: value for day, (value, _) in results.items()}), **output_options)
 
 
 def pipeline_check(*, asset: str, name: str) -> Callable[[Callable], CheckBlueprint]:

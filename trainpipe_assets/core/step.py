@@ -31,10 +31,18 @@ def fail(description: str) -> Failure:
 
 
 class Step:
-    def __init__(self, context: AssetExecutionContext, trainpipe: TrainpipeConfig, code_version: str):
+    def __init__(
+        self,
+        context: AssetExecutionContext,
+        trainpipe: TrainpipeConfig,
+        code_version: str,
+        partition: Optional[str] = None,
+    ):
         """Takes the partition's write lock for this run: a second run of the same asset and partition fails at once,
-        naming the run that is writing it (the IO manager releases the lock once the artifact is in place)."""
+        naming the run that is writing it (the IO manager releases the lock once the artifact is in place).
+        `partition` is one day of a run over several (a single-run backfill); by default the run's partition."""
         self.context, self.trainpipe, self.code_version = context, trainpipe, code_version
+        self._partition = partition
         self.key: Optional[str] = None
         self.window_metadata: dict = {}
         try:
@@ -45,7 +53,7 @@ class Step:
 
     @property
     def partition(self) -> str:
-        return self.context.partition_key
+        return self._partition or self.context.partition_key
 
     def cache_key(self, *parts: Any) -> str:
         """The step's cache key: its code version and everything it reads (settings, module code, input versions)."""
@@ -55,10 +63,13 @@ class Step:
     def reuse(self, *parts: Any, accept: Optional[Callable[[Any], bool]] = None) -> Optional[Output]:
         """The earlier materialization of this partition with the same cache key, still on disk, as this step's
         output; None when the step must run (or `accept` rejects the earlier artifact)."""
-        hit = reusable(self.context, self.cache_key(*parts))
-        if hit and (accept is None or accept(hit[0])):
-            return Output(hit[0], metadata=hit[1])
-        return None
+        found = self.reuse_day(*parts, accept=accept)
+        return Output(found[0], metadata=found[1]) if found else None
+
+    def reuse_day(self, *parts: Any, accept: Optional[Callable[[Any], bool]] = None) -> Optional[tuple[Any, dict]]:
+        """As `reuse`, as (artifact, metadata) for one day of a run over several."""
+        hit = reusable(self.context, self.cache_key(*parts), self._partition)
+        return hit if hit and (accept is None or accept(hit[0])) else None
 
     @functools.cached_property
     def staging(self) -> Path:
@@ -71,7 +82,7 @@ class Step:
         return {"uri": str(self.staging), "partition": self.partition, "cache_key": self.key or ""}
 
     def validated(self, window: Examples | dict[str, Any]) -> Any:
-        """The window restricted to the days that passed examples_valid on their latest ingest (or were admitted by
+        """The window restricted to the days whose example_anomalies passed on their latest ingest (or were admitted by
         the run tag trainpipe/admit_days). Left-out days are logged and recorded in the metadata; fewer usable days
         than `min_window_days` fails the step, naming them."""
         days = window.partitions if isinstance(window, Examples) else sorted(window)
@@ -84,7 +95,7 @@ class Step:
         if len(verdict.usable) < minimum:
             left_out = "; ".join(f"{d}: {why}" for d, why in verdict.excluded.items()) or "none"
             raise fail(
-                f"only {len(verdict.usable)} day(s) of the window passed examples_valid ({verdict.usable}), fewer "
+                f"only {len(verdict.usable)} day(s) of the window passed example_anomalies ({verdict.usable}), fewer "
                 f"than min_window_days={minimum}. Left out: {left_out}. To use a day anyway, tag the run "
                 f"{ADMIT_TAG}=<day>[,<day>]."
             )
@@ -97,5 +108,8 @@ class Step:
         return {d: a for d, a in window.items() if d in verdict.usable}
 
     def output(self, artifact: Any, metadata: dict, cached: bool = False) -> Output:
+        return Output(artifact, metadata=self.metadata(metadata, cached))
+
+    def metadata(self, metadata: dict, cached: bool = False) -> dict:
         extra = {md.CACHE_KEY: self.key, md.CACHED: cached} if self.key else {}
-        return Output(artifact, metadata={**metadata, **self.window_metadata, **extra})
+        return {**metadata, **self.window_metadata, **extra}

@@ -1,17 +1,20 @@
-"""Validation is a gate, not a report: a training window only uses days whose latest ingest passed the blocking
-`examples_valid` check (TFX's ExampleValidator), read from the event log. A day whose check failed, never ran, or ran
-on statistics older than the day's examples is left out and listed with the reason; a run tag admits a day
-explicitly (and the admission is recorded)."""
+"""Validation is a gate, not a report: a training window only uses days whose latest `example_anomalies`
+materialization (TFX's ExampleValidator output, one per day) passed, read from the event log. A day whose verdict
+failed, that was never judged, or whose verdict is older than its latest statistics (or those older than its
+examples) is left out and listed with the reason; a run tag admits a day explicitly (and the admission is recorded).
+A "not checked" verdict (no schema existed yet: the first training run infers it from these days) is usable."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Iterable
 
-from dagster import AssetCheckKey, AssetKey, AssetRecordsFilter, DagsterInstance
+from dagster import AssetKey, AssetRecordsFilter, DagsterInstance
 
-EXAMPLES_VALID = AssetCheckKey(AssetKey("statistics"), "examples_valid")
-ADMIT_TAG = "trainpipe/admit_days"  # comma-separated days to use although they did not pass examples_valid
+from trainpipe_assets.core import metadata as md
+
+ANOMALIES_ASSET = "example_anomalies"
+ADMIT_TAG = "trainpipe/admit_days"  # comma-separated days to use although their example_anomalies did not pass
 
 
 @dataclass
@@ -25,53 +28,45 @@ def admitted_days(tags: dict) -> set[str]:
     return {d.strip() for d in tags.get(ADMIT_TAG, "").split(",") if d.strip()}
 
 
-def _latest_storage_ids(instance: DagsterInstance, asset: str, days: list[str]) -> dict[str, int]:
-    latest: dict[str, int] = {}
+def latest_records(instance: DagsterInstance, asset: str, days: list[str]) -> dict:
+    """{day: the latest materialization record of `asset` for that day}, one read of the event log."""
     records = instance.fetch_materializations(
         AssetRecordsFilter(asset_key=AssetKey(asset), asset_partitions=days), limit=max(100, 20 * len(days))
     ).records
+    latest: dict = {}
     for record in records:  # newest first
-        latest.setdefault(record.partition_key, record.storage_id)
+        latest.setdefault(record.partition_key, record)
     return latest
 
 
-def _warning_days(instance: DagsterInstance, days: list[str]) -> set[str]:
-    """Days whose latest examples_valid evaluation failed with WARN severity: it had nothing to check against (no
-    schema yet, before the first training run), which is not a failed validation. One read of the check's history."""
-    latest: dict[str, str | None] = {}
-    for record in instance.event_log_storage.get_asset_check_execution_history(EXAMPLES_VALID, limit=500):  # newest
-        if record.partition in days and record.partition not in latest:
-            evaluation = record.event and record.event.dagster_event and record.event.dagster_event.event_specific_data
-            latest[record.partition] = getattr(getattr(evaluation, "severity", None), "value", None)
-    return {day for day, severity in latest.items() if severity == "WARN"}
+def _reason(day: str, examples: dict, statistics: dict, anomalies: dict) -> str | None:
+    """Why `day` may not be used, or None."""
+    if day not in statistics or statistics[day].storage_id < getattr(examples.get(day), "storage_id", 0):
+        return "its examples have no statistics from after they were written (ingest it with ingest_job)"
+    judged = anomalies.get(day)
+    if judged is None:
+        return "example_anomalies never judged it"
+    if judged.storage_id < statistics[day].storage_id:
+        return "example_anomalies did not judge its latest statistics"
+    metadata = judged.asset_materialization.metadata
+    verdict = md.value(metadata, md.VERDICT)
+    if verdict in (md.PASSED, md.NOT_CHECKED):
+        return None
+    return f"example_anomalies {verdict} on its latest ingest: {md.value(metadata, 'description', '')}".rstrip(": ")
 
 
 def judge_window(instance: DagsterInstance, days: Iterable[str], admit: set[str]) -> WindowVerdict:
     """Which of `days` (days that have examples) a training window may use."""
     days = sorted(days)
-    checks = {
-        info.partition_key: info
-        for info in instance.event_log_storage.get_asset_check_partition_info([EXAMPLES_VALID], partition_keys=days)
-    }
-    examples = _latest_storage_ids(instance, "examples", days)
-    statistics = _latest_storage_ids(instance, "statistics", days)
-    failed = [d for d, info in checks.items() if info.latest_execution_status.value != "SUCCEEDED"]
-    warned = _warning_days(instance, failed) if failed else set()
+    examples = latest_records(instance, "examples", days)
+    statistics = latest_records(instance, "statistics", days)
+    anomalies = latest_records(instance, ANOMALIES_ASSET, days)
     verdict = WindowVerdict(usable=[])
     for day in days:
-        info = checks.get(day)
-        if day not in statistics or statistics[day] < examples.get(day, 0):
-            reason = "its examples have no statistics from after they were written (ingest it with ingest_job)"
-        elif info is None:
-            reason = "examples_valid never ran on it"
-        elif info.latest_execution_status.value != "SUCCEEDED" and day not in warned:
-            reason = f"examples_valid {info.latest_execution_status.value.lower()} on its latest ingest"
-        elif not info.is_current:
-            reason = "examples_valid did not check its latest statistics"
-        else:
+        reason = _reason(day, examples, statistics, anomalies)
+        if reason is None:
             verdict.usable.append(day)
-            continue
-        if day in admit:
+        elif day in admit:
             verdict.usable.append(day)
             verdict.admitted[day] = reason
         else:

@@ -12,9 +12,10 @@ import pyarrow.compute as pc
 from dagster import AssetExecutionContext, BetaWarning, DataVersion, MetadataValue, Output
 
 from trainpipe_assets.core import metadata as md
+from trainpipe_assets.core.io_managers import ByDay
 from trainpipe_assets.core.io_managers.tfrecord import SplitRecords, sources_fingerprint
 from trainpipe_assets.core.metadata import preview
-from trainpipe_assets.core.partitions import pipeline_asset
+from trainpipe_assets.core.partitions import days_output, pipeline_asset
 from trainpipe_assets.core.settings import TrainpipeConfig
 from trainpipe_assets.core.step import fail
 from trainpipe_assets.core.storage import write_text
@@ -105,45 +106,54 @@ def build_split_records(trainpipe: TrainpipeConfig, day: dt.date) -> tuple[Split
     kinds={"tensorflow", "csv"},
     group_name="data",
     code_version="examples-v2",  # v2: non-finite FLOATs and out-of-range numbers are rejected
+    single_run=True,
 )
-def examples(context: AssetExecutionContext, trainpipe: TrainpipeConfig) -> Output[SplitRecords]:
+def examples(context: AssetExecutionContext, trainpipe: TrainpipeConfig) -> Output[ByDay]:
     """TFX ExampleGen: the day's CSV rows as gzipped tf.Example TFRecords in Split-train/ and Split-eval/.
 
-    To ingest a day from the UI, launch **ingest_job** (Jobs > ingest_job > Materialize, pick the day): it runs
-    examples, statistics and the blocking examples_valid check together, and only its successful runs count for
-    retrain_on_new_data_sensor. Materializing this asset alone validates nothing, and a training window does not
-    use a day until its examples_valid check has passed."""
-    day = dt.date.fromisoformat(context.partition_key)
-    try:
-        split_records, facts = build_split_records(trainpipe, day)
-    except SourceError as e:
-        raise fail(str(e)) from e
-    counts = {name: len(r) for name, r in split_records.records.items()}
+    To ingest days from the UI, launch **ingest_job** (Jobs > ingest_job > Materialize, pick a day or a range: a
+    range is one run): it runs examples, statistics and example_anomalies together, and a training window uses a day
+    only when its example_anomalies verdict passed. In a run over several days, a day whose input cannot be read (no
+    file, too many rejected rows) is written empty with `ingest_failed` naming why, and its example_anomalies verdict
+    fails; the other days are ingested. A run of one such day fails here, naming why."""
+    days = list(context.partition_keys)
+    results, failed = {}, {}
+    for key in days:
+        try:
+            split_records, facts = build_split_records(trainpipe, dt.date.fromisoformat(key))
+        except SourceError as e:
+            if len(days) == 1:
+                raise fail(str(e)) from e
+            context.log.error(f"examples {key}: {e}")
+            failed[key] = str(e)
+            split_records = SplitRecords(records={s: [] for s in trainpipe.settings.splits})
+            facts = {"column_types": {}, "rejected": 0, "rejected_non_finite": {}, "total_rows": 0}
+        results[key] = (split_records, {**_metadata(split_records, facts), **_failed(failed.get(key))})
+    version = sources_fingerprint(results[days[0]][0].sources) if len(days) == 1 else None
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", BetaWarning)  # Output(data_version=...) is beta and is what we want
-        return _output(split_records, facts, counts)
+        return days_output(
+            context, trainpipe.home, results, **({"data_version": DataVersion(version)} if version else {})
+        )
 
 
-def _output(split_records: SplitRecords, facts: dict, counts: dict) -> Output[SplitRecords]:
+def _failed(reason: str | None) -> dict:
+    return {md.INGEST_FAILED: reason} if reason else {}
+
+
+def _metadata(split_records: SplitRecords, facts: dict) -> dict:
+    counts = {name: len(r) for name, r in split_records.records.items()}
     sources = "\n".join(f"| {s['path']} | {s['rows']} | `{s['sha256'][:16]}` |" for s in split_records.sources)
-    return Output(
-        split_records,
-        data_version=DataVersion(sources_fingerprint(split_records.sources)),
-        metadata={
-            md.ROWS: sum(counts.values()),
-            **{md.rows_key(name): n for name, n in counts.items()},
-            md.REJECTED_ROWS: facts["rejected"],
-            "rejected_fraction": facts["rejected"] / max(1, facts["total_rows"]),
-            "source_files": MetadataValue.md("| file | rows | sha256 |\n|---|---|---|\n" + sources),
-            md.SOURCE_FINGERPRINT: MetadataValue.json({s["path"]: s["sha256"] for s in split_records.sources}),
-            # Column names come from the data: cut to a preview like every other text from it.
-            "column_types": MetadataValue.json({preview(c): t for c, t in facts["column_types"].items()}),
-            # {column: rows rejected for a NaN or infinite value in it}
-            md.REJECTED_NON_FINITE: MetadataValue.json(
-                {preview(c): n for c, n in facts["rejected_non_finite"].items()}
-            ),
-            **(
-                {"rows_without_timestamp": facts["rows_without_timestamp"]} if "rows_without_timestamp" in facts else {}
-            ),
-        },
-    )
+    return {
+        md.ROWS: sum(counts.values()),
+        **{md.rows_key(name): n for name, n in counts.items()},
+        md.REJECTED_ROWS: facts["rejected"],
+        "rejected_fraction": facts["rejected"] / max(1, facts["total_rows"]),
+        "source_files": MetadataValue.md("| file | rows | sha256 |\n|---|---|---|\n" + sources),
+        md.SOURCE_FINGERPRINT: MetadataValue.json({s["path"]: s["sha256"] for s in split_records.sources}),
+        # Column names come from the data: cut to a preview like every other text from it.
+        "column_types": MetadataValue.json({preview(c): t for c, t in facts["column_types"].items()}),
+        # {column: rows rejected for a NaN or infinite value in it}
+        md.REJECTED_NON_FINITE: MetadataValue.json({preview(c): n for c, n in facts["rejected_non_finite"].items()}),
+        **({"rows_without_timestamp": facts["rows_without_timestamp"]} if "rows_without_timestamp" in facts else {}),
+    }

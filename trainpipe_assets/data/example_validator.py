@@ -1,156 +1,132 @@
-"""`examples_valid` (TFX ExampleValidator): a blocking check of each day's statistics against the latest schema:
-missing and unexpected features, type changes, out-of-domain strings and missing values. A split without rows (a
-tiny day) has nothing to check and no anomalies."""
+"""`example_anomalies` (TFX ExampleValidator): each day's statistics judged against the latest schema, one artifact per
+day (`Split-*/SchemaDiff.pb`, `anomalies.json`) whose materialization carries the day's verdict: the verdict the
+training gate reads (core/validation.py). A range of days is one run; a failed day fails only its own verdict.
 
-from dataclasses import asdict, dataclass, replace
+`examples_valid`, a blocking check on it, fails the run when a day of the run failed, naming the days (after every
+day was written), so the CLI, CI and sensors see the failure; the gate does not read it."""
 
-from dagster import AssetCheckExecutionContext, AssetCheckResult, AssetCheckSeverity, MetadataValue
-from tensorflow_metadata.proto.v0 import schema_pb2, statistics_pb2
+import json
+from dataclasses import asdict
+
+from dagster import (
+    AssetCheckExecutionContext,
+    AssetCheckResult,
+    AssetCheckSeverity,
+    AssetExecutionContext,
+    MetadataValue,
+    Output,
+)
 
 from trainpipe_assets.core import metadata as md
-from trainpipe_assets.core.artifacts import Statistics
+from trainpipe_assets.core.artifacts import ExampleAnomalies, Statistics
 from trainpipe_assets.core.event_log import latest_materialization, materialized_path
+from trainpipe_assets.core.io_managers import ByDay
 from trainpipe_assets.core.io_managers.artifact_dir import read_artifact
-from trainpipe_assets.core.metadata import preview
-from trainpipe_assets.core.partitions import pipeline_check
+from trainpipe_assets.core.partitions import days_output, pipeline_asset, pipeline_check
 from trainpipe_assets.core.settings import TrainpipeConfig
-from trainpipe_assets.data.statistics_gen.compare import Stats, common_stats_of
+from trainpipe_assets.core.step import Step
+from trainpipe_assets.core.storage import write_bytes, write_text
+from trainpipe_assets.core.validation import latest_records
+from trainpipe_assets.data.anomalies import (  # noqa: F401  (Anomaly, anomalies_text: for the CLI)
+    Anomaly,
+    anomalies_markdown,
+    anomalies_proto,
+    anomalies_text,
+    find_anomalies,
+)
 
-MISSING_FEATURE = "MISSING_FEATURE"
-UNEXPECTED_FEATURE = "UNEXPECTED_FEATURE"
-TYPE_CHANGE = "TYPE_CHANGE"
-OUT_OF_DOMAIN = "OUT_OF_DOMAIN"
-MISSING_VALUES = "MISSING_VALUES"
-
-_STATS_TYPE = {schema_pb2.INT: Stats.INT, schema_pb2.FLOAT: Stats.FLOAT, schema_pb2.BYTES: Stats.STRING}
-
-
-@dataclass(frozen=True)
-class Anomaly:
-    split: str
-    feature: str
-    kind: str
-    description: str
+CODE_VERSION = "example-anomalies-v1"
+PASSED, FAILED, NOT_CHECKED = md.PASSED, md.FAILED, md.NOT_CHECKED
+INGEST_FAILED = "INGEST_FAILED"
 
 
-def find_anomalies(
-    dataset: statistics_pb2.DatasetFeatureStatistics, schema: schema_pb2.Schema, max_out_of_domain_fraction: float
-) -> list[Anomaly]:
-    split = dataset.name
-    if dataset.num_examples == 0:  # an empty split (e.g. eval of a tiny day) has no features to compare
-        return []
-    observed = {f.path.step[0]: f for f in dataset.features}
-    domains = {d.name: set(d.value) for d in schema.string_domain}
-    found: list[Anomaly] = []
-    for feature in schema.feature:
-        stats = observed.get(feature.name)
-        if stats is None:
-            found.append(Anomaly(split, feature.name, MISSING_FEATURE, "column is in the schema but not in the data"))
-            continue
-        common = common_stats_of(stats)
-        if common.num_non_missing and _STATS_TYPE.get(feature.type) != stats.type:
-            if not (feature.type == schema_pb2.FLOAT and stats.type == Stats.INT):  # ints are valid floats
-                expected = schema_pb2.FeatureType.Name(feature.type)
-                found.append(
-                    Anomaly(
-                        split,
-                        feature.name,
-                        TYPE_CHANGE,
-                        f"schema says {expected}, data has {Stats.Type.Name(stats.type)}",
-                    )
-                )
-                continue
-        total = common.num_non_missing + common.num_missing
-        present = common.num_non_missing / total if total else 1.0
-        if feature.presence.min_fraction and present < feature.presence.min_fraction:
-            found.append(
-                Anomaly(
-                    split,
-                    feature.name,
-                    MISSING_VALUES,
-                    f"{common.num_missing} of {total} rows missing ({1 - present:.1%}); schema requires presence "
-                    f">= {feature.presence.min_fraction:.0%}",
-                )
-            )
-        domain = domains.get(feature.domain) if feature.HasField("domain") else None
-        if domain is not None and stats.HasField("string_stats"):
-            values = stats.string_stats.top_values
-            outside = [(v.value, v.frequency) for v in values if v.value not in domain]
-            mass = sum(n for _, n in outside) / max(1, sum(v.frequency for v in values))
-            if outside and mass > max_out_of_domain_fraction:
-                shown = ", ".join(f"{preview(v)!r} ({n:.0f})" for v, n in outside[:5])
-                found.append(
-                    Anomaly(
-                        split,
-                        feature.name,
-                        OUT_OF_DOMAIN,
-                        f"{mass:.1%} of values outside the domain (limit {max_out_of_domain_fraction:.1%}): {shown}",
-                    )
-                )
-    known = {f.name for f in schema.feature}
-    for name in observed:
-        if name not in known:
-            found.append(Anomaly(split, name, UNEXPECTED_FEATURE, "column is in the data but not in the schema"))
-    return [replace(a, feature=preview(a.feature)) for a in found]  # names come from the data too
+def _judge(trainpipe: TrainpipeConfig, statistics: Statistics, schema, ingest_failed: str | None):
+    """(verdict, {split: anomalies}, description) of one day."""
+    if ingest_failed:
+        found = {s: [Anomaly(s, "*", INGEST_FAILED, ingest_failed)] for s in statistics.splits}
+        return FAILED, found, f"its input could not be read: {ingest_failed}"
+    if schema is None:  # the first training run infers the schema from these days: usable, but not judged
+        return NOT_CHECKED, {s: [] for s in statistics.splits}, "not checked: no schema materialized yet"
+    limit = trainpipe.settings.max_out_of_domain_fraction
+    found = {s: find_anomalies(statistics.load(s).datasets[0], schema.load(), limit) for s in statistics.splits}
+    count = sum(len(a) for a in found.values())
+    if count:
+        return FAILED, found, f"{count} anomalies against schema {schema.partition}"
+    return PASSED, found, f"matches schema {schema.partition}"
 
 
-def anomalies_markdown(anomalies: list[Anomaly]) -> str:
-    if not anomalies:
-        return "No anomalies."
-    rows = ["| split | feature | anomaly | description |", "|---|---|---|---|"]
-    rows += [
-        "| " + " | ".join(cell.replace("|", "\\|") for cell in (a.split, a.feature, a.kind, a.description)) + " |"
-        for a in anomalies
-    ]
-    return "\n".join(rows)
-
-
-def anomalies_text(anomalies: list[Anomaly]) -> str:
-    """A plain-text table (split, feature, kind, description) for a terminal, e.g. from the check's `anomalies_json`
-    metadata: `anomalies_text([Anomaly(**a) for a in json])`."""
-    if not anomalies:
-        return "No anomalies."
-    rows = [("split", "feature", "kind", "description")]
-    rows += [(a.split, a.feature, a.kind, " ".join(a.description.split())) for a in anomalies]
-    widths = [max(len(row[i]) for row in rows) for i in range(3)]
-    lines = ["  ".join([*(cell.ljust(w) for cell, w in zip(row[:3], widths)), row[3]]) for row in rows]
-    lines.insert(1, "  ".join("-" * w for w in [*widths, len("description")]))
-    return "\n".join(line.rstrip() for line in lines)
-
-
-@pipeline_check(asset="statistics", name="examples_valid")
-def examples_valid(
-    context: AssetCheckExecutionContext, trainpipe: TrainpipeConfig, statistics: Statistics
-) -> AssetCheckResult:
-    """A day's statistics against the latest materialized schema: missing/unexpected features, type changes,
-    out-of-domain strings and missing values. Blocking: a day with anomalies feeds nothing downstream."""
+@pipeline_asset(
+    io_manager_key="artifact_io_manager",
+    kinds={"tensorflow"},
+    group_name="data",
+    code_version=CODE_VERSION,
+    by_day=("statistics",),
+)
+def example_anomalies(
+    context: AssetExecutionContext, trainpipe: TrainpipeConfig, statistics: dict[str, Statistics]
+) -> Output[ByDay]:
+    """TFX ExampleValidator: each day's statistics against the latest materialized schema (missing and unexpected
+    features, type changes, out-of-domain strings, missing values), per split and feature, with the day's verdict.
+    A training window uses a day only when its latest verdict passed (or was "not checked": no schema yet) and is
+    newer than its statistics."""
+    days = list(context.partition_keys)
     record = latest_materialization(context.instance, "schema")
-    if record is None:
-        # Nothing to check is not a pass: a warning (not blocking); the validation gate counts it as usable, since the
-        # first training run needs these days to infer the schema at all.
+    schema = read_artifact(materialized_path(record)) if record is not None else None
+    examples = latest_records(context.instance, "examples", days)
+    results = {}
+    for day in days:
+        if day not in statistics:
+            raise FileNotFoundError(f"example_anomalies {day}: no statistics of {day} (materialize statistics first)")
+        ingest_failed = examples.get(day) and md.value(examples[day].asset_materialization.metadata, md.INGEST_FAILED)
+        step = Step(context, trainpipe, CODE_VERSION, partition=day)
+        step.cache_key(statistics[day].cache_key, schema and schema.cache_key)
+        verdict, found, description = _judge(trainpipe, statistics[day], schema, ingest_failed)
+        artifact = ExampleAnomalies(
+            **step.fields(), splits=list(found), verdict=verdict, schema_uri=schema.uri if schema else None
+        )
+        for split, anomalies in found.items():
+            write_bytes(artifact.path(split), anomalies_proto(anomalies, schema and schema.load()).SerializeToString())
+        flat = [a for anomalies in found.values() for a in anomalies]
+        report = {"verdict": verdict, "description": description, "anomalies": [asdict(a) for a in flat]}
+        write_text(step.staging / "anomalies.json", json.dumps({**report, "schema": artifact.schema_uri}, indent=2))
+        if verdict == FAILED:
+            context.log.warning(f"example_anomalies {day}: {description}")
+        metadata = {
+            md.VERDICT: verdict,
+            "anomalies": len(flat),
+            "anomaly_table": MetadataValue.md(anomalies_markdown(flat) if schema or flat else description),
+            md.ANOMALIES_JSON: MetadataValue.json(report["anomalies"]),  # the CLI prints it with anomalies_text
+            "description": description,
+            "schema": MetadataValue.path(schema.uri) if schema else "none",
+            "schema_partition": schema.partition if schema else "none",
+        }
+        results[day] = (artifact, step.metadata(metadata))
+    return days_output(context, trainpipe.home, results)
+
+
+@pipeline_check(asset="example_anomalies", name="examples_valid")
+def examples_valid(context: AssetCheckExecutionContext) -> AssetCheckResult:
+    """Blocking: fails when a day of this run has a failed example_anomalies verdict, naming the days and why. The
+    verdict of each day is the example_anomalies materialization (one per day, also in a run over a range)."""
+    days = list(context.partition_keys)
+    latest = latest_records(context.instance, "example_anomalies", days)
+    verdicts = {d: md.value(r.asset_materialization.metadata, md.VERDICT) for d, r in latest.items()}
+    why = {d: md.value(latest[d].asset_materialization.metadata, "description", "") for d in latest}
+    failed = {d: why[d] for d, v in verdicts.items() if v == FAILED}
+    unchecked = [d for d, v in verdicts.items() if v == NOT_CHECKED]
+    metadata = {
+        "days": len(days),
+        "failed_days": MetadataValue.json(failed),
+        "not_checked_days": MetadataValue.json(unchecked),
+    }
+    if failed:
+        listed = "; ".join(f"{d}: {w}" for d, w in sorted(failed.items()))
+        return AssetCheckResult(passed=False, metadata=metadata, description=f"{len(failed)} day(s) failed: {listed}")
+    if unchecked and len(unchecked) == len(days):
         return AssetCheckResult(
             passed=False,
             severity=AssetCheckSeverity.WARN,
-            metadata={"anomalies": 0, "checked": False},
+            metadata=metadata,
             description="not checked: no schema materialized yet (the first training run infers one from these days)",
         )
-    schema = read_artifact(materialized_path(record))
-    found = []
-    for split in statistics.splits:
-        found += find_anomalies(
-            statistics.load(split).datasets[0], schema.load(), trainpipe.settings.max_out_of_domain_fraction
-        )
-    return AssetCheckResult(
-        passed=not found,
-        metadata={
-            "anomalies": len(found),
-            "anomaly_table": MetadataValue.md(anomalies_markdown(found)),
-            # For programs (the CLI prints it with anomalies_text): [{split, feature, kind, description}]
-            md.ANOMALIES_JSON: MetadataValue.json([asdict(a) for a in found]),
-            "schema": MetadataValue.path(schema.uri),
-            "schema_partition": schema.partition,
-        },
-        description=f"{len(found)} anomalies against schema {schema.partition}"
-        if found
-        else f"matches schema {schema.partition}",
-    )
+    return AssetCheckResult(passed=True, metadata=metadata, description=f"{len(days)} day(s) match the schema")

@@ -14,7 +14,7 @@ from dagster import AssetSelection, define_asset_job, in_process_executor, multi
 
 from trainpipe_assets.core.settings import ExecutionSettings
 
-INGEST_ASSETS = ("examples", "statistics")
+INGEST_ASSETS = ("examples", "statistics", "example_anomalies")
 TRAINING_ASSETS = (
     "schema",
     "transform_graph",
@@ -72,7 +72,8 @@ def build_jobs(execution: ExecutionSettings) -> list:
             "ingest_job",
             selection=AssetSelection.assets(*INGEST_ASSETS),
             executor_def=chosen or in_process_executor,
-            description="One day: examples -> statistics -> examples_valid (blocking).",
+            description="A day, or a range of days in one run: examples -> statistics -> example_anomalies (each day's "
+            "verdict; the blocking examples_valid check fails the run when a day failed, after every day was written).",
         ),
         define_asset_job(
             "training_job",

@@ -1,8 +1,7 @@
 """`new_data_sensor`: a new or changed CSV in the landing folder requests `ingest_job` for its day.
-`retrain_on_new_data_sensor`: once ingestion is quiet, days that were ingested and passed `examples_valid` since the
-last tick request one `training_job` for the latest window."""
+`retrain_on_new_data_sensor`: once ingestion is quiet, days whose `example_anomalies` passed since the last tick
+request one `training_job` for the latest window."""
 
-import datetime as dt
 import hashlib
 import json
 import time
@@ -167,34 +166,29 @@ UNFINISHED = [
     description="Retrains the latest window after new days were ingested and validated.",
 )
 def retrain_on_new_data_sensor(context: SensorEvaluationContext):
-    """A successful ingest_job run means the day's blocking examples_valid check passed; failed days never count.
-    Debounced: while any ingest run is unfinished the tick waits, so ten files of one day make one retrain."""
-    cursor = json.loads(context.cursor) if context.cursor else {"after": 0.0, "latest_day": None}
+    """Days whose example_anomalies verdict passed (or was "not checked": no schema yet) since the last tick count as
+    new; a failed day never does, also inside a run over a range whose other days passed. Debounced: while any
+    ingest run is unfinished the tick waits, so ten files of one day make one retrain."""
+    cursor = json.loads(context.cursor) if context.cursor else {}
     busy = context.instance.get_runs_count(RunsFilter(job_name="ingest_job", statuses=UNFINISHED))
     if busy:
         return SkipReason(f"waiting for {busy} ingest run(s) to finish before retraining")
-    records = context.instance.get_run_records(
-        RunsFilter(job_name="ingest_job", statuses=[DagsterRunStatus.SUCCESS], updated_after=_utc(cursor["after"])),
-        order_by="update_timestamp",
-        ascending=True,
-    )
-    new = [
-        r
-        for r in records
-        if r.update_timestamp.timestamp() > cursor["after"] and r.dagster_run.tags.get("dagster/partition")
-    ]
-    if not new:
+    after = cursor.get("after_storage_id", 0)
+    records = context.instance.fetch_materializations(
+        AssetRecordsFilter(asset_key=AssetKey("example_anomalies"), after_storage_id=after), limit=10000, ascending=True
+    ).records
+    if not records:
         return SkipReason("no newly ingested and validated day")
-    days = [r.dagster_run.tags["dagster/partition"] for r in new]
-    latest_day = max(days + ([cursor["latest_day"]] if cursor["latest_day"] else []))
-    after = max(r.update_timestamp.timestamp() for r in new)
-    context.update_cursor(json.dumps({"after": after, "latest_day": latest_day}))
+    after = max(r.storage_id for r in records)
+    usable = {md.PASSED, md.NOT_CHECKED}
+    verdicts = {r.partition_key: md.value(r.asset_materialization.metadata, md.VERDICT) for r in records}
+    days = sorted(day for day, verdict in verdicts.items() if verdict in usable)  # each day's newest verdict
+    latest_day = max(days + ([cursor["latest_day"]] if cursor.get("latest_day") else []), default=None)
+    context.update_cursor(json.dumps({"after_storage_id": after, "latest_day": latest_day}))
+    if not days:
+        return SkipReason("the newly ingested days failed example_anomalies")
     return RunRequest(
         run_key=f"retrain:{latest_day}:{after}",
         partition_key=latest_day,
-        tags={"trainpipe/trigger": "new data", "trainpipe/new_days": ",".join(sorted(set(days)))},
+        tags={"trainpipe/trigger": "new data", "trainpipe/new_days": ",".join(days)},
     )
-
-
-def _utc(timestamp: float) -> dt.datetime:
-    return dt.datetime.fromtimestamp(timestamp, dt.timezone.utc)

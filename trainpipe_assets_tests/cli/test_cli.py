@@ -28,6 +28,19 @@ def test_bad_arguments_are_reported_without_a_traceback(tmp_path, monkeypatch, c
     assert "trainpipe simulate: error: --days and --rows-per-day must be >= 1" in capsys.readouterr().err
 
 
+# What a newcomer saw before (issue 19): TensorFlow's C++ log, absl, Python warnings, Dagster's log lines and traces.
+NOISE = (
+    r"oneDNN custom operations",
+    r"cuda drivers|cuInit",
+    r"TF_USE_LEGACY_KERAS",
+    r"Resource module is not available",
+    r"STEP_WORKER_STARTED|STEP_START|DEBUG",
+    r"Traceback \(most recent call last\)",
+    r"DagsterAssetCheckFailedError",
+    r"absl|WARNING:",
+)
+
+
 def run(args, env):
     return subprocess.run(args, env=env, capture_output=True, text=True, timeout=600, stdin=subprocess.DEVNULL)
 
@@ -43,7 +56,12 @@ def test_demo_then_history_and_the_ci_command_on_the_same_event_log(tmp_path, mo
     bin_dir = Path(sys.executable).parent
     demo = run([str(bin_dir / "trainpipe"), "demo", "--days", "2", "--rows-per-day", "150", "--end", "2024-03-02"], env)
     assert demo.returncode == 0, demo.stdout[-3000:] + demo.stderr[-3000:]
-    assert "2024-03-02: ok train=" in demo.stdout and "examples_valid=not-checked" in demo.stdout  # no schema yet
+    # Quiet: only the demo's own lines; TensorFlow's, absl's and Dagster's output is in the log file it names.
+    for noise in NOISE:
+        assert not re.search(noise, demo.stdout + demo.stderr), noise
+    [log] = re.findall(r"^log \(TensorFlow, Dagster events, tracebacks\): (\S+)$", demo.stdout, re.M)
+    assert "STEP_SUCCESS" in Path(log).read_text()  # Dagster's DEBUG events are kept there
+    assert "2024-03-02: ok train=" in demo.stdout and "example_anomalies=not checked" in demo.stdout  # no schema
     assert (
         "training_job for the window ending 2024-03-01" in demo.stdout
         and "training_job for the window ending 2024-03-02" in demo.stdout
@@ -102,22 +120,62 @@ def test_demo_then_history_and_the_ci_command_on_the_same_event_log(tmp_path, mo
     assert [r.partition_key for r in records].count("2024-03-01") == 2  # once by the demo, once by the CLI
 
 
-def test_ingest_a_range_of_days_from_one_process(tmp_path):
-    """`trainpipe ingest --from --to`: one ingest_job run per day (each with its own verdict), one start-up; a day
-    whose file is bad fails on its own and the command says which."""
+def test_ingest_a_range_of_days_is_one_run_and_training_leaves_the_bad_day_out(tmp_path, fast_config):
+    """`trainpipe ingest --from --to` over 10 days: ONE ingest_job run writes 10 partitions of examples, statistics
+    and example_anomalies; the day whose file is bad fails only its own verdict (the command names it, without a
+    traceback), and the next training_job leaves exactly that day out, saying why."""
     env = {**os.environ, "TRAINPIPE_HOME": str(tmp_path / "tp"), "DAGSTER_HOME": str(tmp_path / "dagster")}
-    env.pop("TRAINPIPE_CONFIG", None)
+    env["TRAINPIPE_CONFIG"] = str(fast_config)
     trainpipe = str(Path(sys.executable).parent / "trainpipe")
-    simulate = [trainpipe, "simulate", "--days", "3", "--rows-per-day", "40", "--end", "2024-03-03", "--seed", "2"]
+    simulate = [trainpipe, "simulate", "--days", "10", "--rows-per-day", "60", "--end", "2024-03-10", "--seed", "2"]
     assert run(simulate, env).returncode == 0
-    (tmp_path / "tp" / "landing" / "trips_2024-03-04.csv").write_text("trip_start_hour\n1\n")  # lacks columns
-    done = run([trainpipe, "ingest", "--from", "2024-03-01", "--to", "2024-03-04"], env)
+    bad = "2024-03-08"
+    (tmp_path / "tp" / "landing" / f"trips_{bad}.csv").write_text("trip_start_hour\n1\n")  # lacks columns
+    done = run([trainpipe, "ingest", "--from", "2024-03-01", "--to", "2024-03-10"], env)
     out = done.stdout
     assert done.returncode == 1, out + done.stderr[-2000:]
-    for day in ("2024-03-01", "2024-03-02", "2024-03-03"):
-        assert f"  {day}: ok train=" in out
-    assert "2024-03-04: FAILED" in out and "header lacks expected columns" in out
-    assert "3 of 4 days ingested and valid; failed: ['2024-03-04']" in out
-    instance = DagsterInstance.from_config(str(tmp_path / "dagster"))
-    days = ["2024-03-01", "2024-03-02", "2024-03-03", "2024-03-04"]
-    assert sorted(r.tags["dagster/partition"] for r in instance.get_runs()) == days
+    days = [f"2024-03-{d:02d}" for d in range(1, 11)]
+    for day in days:
+        assert re.search(rf"  {day}: ok train=\d+ eval=\d+ rejected=0 example_anomalies=not checked", out) or day == bad
+    assert f"{bad}: FAILED" in out and "header lacks expected columns" in out
+    assert "9 of 10 days ingested and valid" in out and f"failed: ['{bad}']" in out
+    for noise in NOISE:
+        assert not re.search(noise, out + done.stderr), noise
+    with DagsterInstance.from_config(str(tmp_path / "dagster")) as instance:
+        [ingest] = instance.get_runs()  # one run for the whole range
+        assert ingest.tags["dagster/asset_partition_range_start"] == days[0]
+        for asset in ("examples", "statistics", "example_anomalies"):
+            records = instance.fetch_materializations(AssetKey(asset), limit=100).records
+            assert sorted(r.partition_key for r in records) == days and {r.run_id for r in records} == {ingest.run_id}
+        # The next training window (the 7 days ending 2024-03-10) uses every day but the bad one.
+        from trainpipe_assets.definitions import build_definitions
+        from trainpipe_assets_tests.helpers import make_config, metadata_of, run_job
+
+        defs = build_definitions(make_config(tmp_path / "tp", fast_config))
+        training = run_job(defs, "training_job", days[-1], instance)
+        excluded = metadata_of(training, "schema")["excluded_days"].value
+        assert list(excluded) == [bad] and "its input could not be read" in excluded[bad]
+        assert metadata_of(training, "trained_model")["example_partitions"].value == [d for d in days[3:] if d != bad]
+
+
+def test_a_single_run_backfill_through_dagsters_cli(tmp_path):
+    """`dagster asset materialize --partition-range`: Dagster's own single-run backfill of the ingest assets."""
+    env = {**os.environ, "TRAINPIPE_HOME": str(tmp_path / "tp"), "DAGSTER_HOME": str(tmp_path / "dagster")}
+    env.pop("TRAINPIPE_CONFIG", None)
+    bin_dir = Path(sys.executable).parent
+    simulate = [str(bin_dir / "trainpipe"), "simulate", "--days", "3", "--rows-per-day", "40", "--end", "2024-03-03"]
+    assert run(simulate, env).returncode == 0
+    (tmp_path / "dagster").mkdir()
+    materialize = [str(bin_dir / "dagster"), "asset", "materialize", "-m", "trainpipe_assets.definitions"]
+    materialize += ["--select", "examples,statistics,example_anomalies", "--partition-range", "2024-03-01...2024-03-03"]
+    done = run(materialize, env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    with DagsterInstance.from_config(str(tmp_path / "dagster")) as instance:
+        [backfill] = instance.get_runs()
+        for asset in ("examples", "statistics", "example_anomalies"):
+            records = instance.fetch_materializations(AssetKey(asset), limit=100).records
+            assert sorted(r.partition_key for r in records) == ["2024-03-01", "2024-03-02", "2024-03-03"]
+            assert {r.run_id for r in records} == {backfill.run_id}
+        # each day has its own metadata: its own row count and its own path
+        paths = {r.partition_key: r.asset_materialization.metadata["path"].value for r in records}
+        assert all(paths[day].endswith(f"example_anomalies/{day}") for day in paths)

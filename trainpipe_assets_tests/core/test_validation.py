@@ -1,4 +1,4 @@
-"""Validation is a gate across jobs: a day that failed examples_valid in ingest_job is left out of every later
+"""Validation is a gate across jobs: a day whose example_anomalies failed in ingest_job is left out of every later
 training window (schema, transform, evaluation, infra validation), unless a run tag admits it; too few valid days
 fail the run."""
 
@@ -54,19 +54,21 @@ def drifted(tmp_path_factory):
 def test_the_drifted_day_failed_its_ingest(drifted):
     [check] = drifted["ingest"].get_asset_check_evaluations()
     assert not drifted["ingest"].success and not check.passed
+    assert metadata_of(drifted["ingest"], "example_anomalies")["verdict"].value == "failed"
 
 
 def test_training_leaves_the_failed_day_out_and_says_why(drifted):
     result = run_job(drifted["defs"], "training_job", DRIFTED, drifted["instance"])
     schema = metadata_of(result, "schema")
-    assert schema["excluded_days"].value == {DRIFTED: "examples_valid failed on its latest ingest"}
+    [(day, why)] = schema["excluded_days"].value.items()
+    assert day == DRIFTED and why.startswith("example_anomalies failed on its latest ingest: ") and "anomalies" in why
     assert "Drift Cab Co" not in schema["schema"].value  # schema inference never learns from the failed day
     for asset in ("transform_graph", "model_evaluation"):
         assert DRIFTED in metadata_of(result, asset)["excluded_days"].value
     assert metadata_of(result, "transform_graph")["window"].value["days_used"] == GOOD
     assert metadata_of(result, "trained_model")["example_partitions"].value == GOOD
     logged = [entry.user_message for entry in drifted["instance"].all_logs(result.run_id)]
-    assert any(f"{DRIFTED} is left out of the window: examples_valid failed" in m for m in logged)  # the run log
+    assert any(f"{DRIFTED} is left out of the window: example_anomalies failed" in m for m in logged)  # the run log
 
 
 def test_too_few_valid_days_fail_the_run_naming_the_day(drifted):
@@ -76,7 +78,7 @@ def test_too_few_valid_days_fail_the_run_naming_the_day(drifted):
     result = run_job(build_definitions(trainpipe), "training_job", DRIFTED, drifted["instance"], raise_on_error=False)
     assert not result.success
     message = failure_message(result)
-    assert "fewer than min_window_days=4" in message and f"{DRIFTED}: examples_valid failed" in message
+    assert "fewer than min_window_days=4" in message and f"{DRIFTED}: example_anomalies failed" in message
     assert "trainpipe/admit_days" in message
     assert "transform_graph" not in {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
 
@@ -86,12 +88,12 @@ def test_a_run_tag_admits_the_day_and_the_admission_is_recorded(drifted):
         drifted["defs"], "training_job", DRIFTED, drifted["instance"], tags={"trainpipe/admit_days": DRIFTED}
     )
     schema = metadata_of(result, "schema")
-    assert schema["admitted_days"].value == {DRIFTED: "examples_valid failed on its latest ingest"}
+    assert schema["admitted_days"].value[DRIFTED].startswith("example_anomalies failed on its latest ingest")
     assert "Drift Cab Co" in schema["schema"].value
     assert metadata_of(result, "trained_model")["example_partitions"].value == GOOD + [DRIFTED]
 
 
-def test_examples_made_without_the_check_count_as_never_validated(tmp_path):
+def test_examples_made_without_example_anomalies_count_as_never_validated(tmp_path):
     trainpipe = make_config(tmp_path / "home")
     write_days(trainpipe.landing_dir, 1, 60, end=dt.date(2024, 3, 1))
     with instance_for_test() as instance:
@@ -99,4 +101,4 @@ def test_examples_made_without_the_check_count_as_never_validated(tmp_path):
             [examples, statistics], partition_key="2024-03-01", resources=resources_for(trainpipe), instance=instance
         )
         verdict = judge_window(instance, ["2024-03-01"], admit=set())
-    assert verdict.usable == [] and verdict.excluded == {"2024-03-01": "examples_valid never ran on it"}
+    assert verdict.usable == [] and verdict.excluded == {"2024-03-01": "example_anomalies never judged it"}

@@ -1,7 +1,7 @@
 import pyarrow as pa
 
 from trainpipe_assets.core.example_reader import decode_examples
-from trainpipe_assets.data.example_validator import (
+from trainpipe_assets.data.anomalies import (
     MISSING_FEATURE,
     MISSING_VALUES,
     OUT_OF_DOMAIN,

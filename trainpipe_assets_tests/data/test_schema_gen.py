@@ -6,7 +6,7 @@ from tensorflow_metadata.proto.v0 import schema_pb2
 from trainpipe_assets.core.artifacts import Schema
 from trainpipe_assets.core.io_managers.artifact_dir import read_artifact
 from trainpipe_assets.data.example_gen import examples
-from trainpipe_assets.data.example_validator import examples_valid
+from trainpipe_assets.data.example_validator import example_anomalies
 from trainpipe_assets.data.sample_data import write_days
 from trainpipe_assets.data.schema_gen import schema as schema_asset
 from trainpipe_assets.data.statistics_gen.component import statistics
@@ -38,7 +38,7 @@ def test_a_user_schema_file_replaces_inference(home, instance, tmp_path):
     trainpipe = make_config(home, config)
     write_days(trainpipe.landing_dir, 1, 60, end=dt.date(2024, 3, 1))
     result = materialize(
-        [examples, statistics, examples_valid, schema_asset],  # the check first: schema only learns from valid days
+        [examples, statistics, example_anomalies, schema_asset],  # schema only learns from judged days
         partition_key="2024-03-01",
         resources=resources_for(trainpipe),
         instance=instance,

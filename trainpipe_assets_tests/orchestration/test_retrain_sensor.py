@@ -41,7 +41,7 @@ def test_a_day_whose_check_failed_never_triggers_a_retrain(home, instance):
     assert isinstance(result, SkipReason)
 
 
-def test_a_failed_examples_valid_day_is_not_retrained_on(pipeline):
+def test_a_day_whose_example_anomalies_failed_is_not_retrained_on(pipeline):
     instance = pipeline["instance"]
     _, cursor = tick(instance)  # consume what the session already ingested
     day = dt.date(2024, 3, 10)
@@ -59,3 +59,17 @@ def test_retrain_waits_while_ingestion_is_running(home, instance):
     create_run_for_test(instance, job_name="ingest_job", status=DagsterRunStatus.STARTED)
     result, _ = tick(instance)
     assert isinstance(result, SkipReason) and "waiting for 1 ingest run" in result.skip_message
+
+
+def test_a_range_run_with_a_bad_day_retrains_on_its_good_days(home, instance):
+    """One ingest_job run over three days (a single-run backfill) fails for its bad day only: the good days count."""
+    trainpipe = make_config(home)
+    write_days(trainpipe.landing_dir, 2, 60, end=dt.date(2024, 3, 2))
+    (trainpipe.landing_dir / "trips_2024-03-03.csv").write_text("fare\n1.0\n")  # lacks expected columns
+    defs = build_definitions(trainpipe)
+    tags = {"dagster/asset_partition_range_start": "2024-03-01", "dagster/asset_partition_range_end": "2024-03-03"}
+    result = defs.resolve_job_def("ingest_job").execute_in_process(instance=instance, tags=tags, raise_on_error=False)
+    assert not result.success  # the bad day's verdict failed the run, after every day was written
+    assert len(instance.get_runs()) == 1
+    request, _ = tick(instance)
+    assert request.partition_key == "2024-03-02" and request.tags["trainpipe/new_days"] == "2024-03-01,2024-03-02"

@@ -9,7 +9,7 @@ from dagster import ConfigurableIOManager, InputContext, MetadataValue, OutputCo
 
 from trainpipe_assets.core import metadata as md
 from trainpipe_assets.core.artifacts import MANIFEST, from_manifest, to_manifest
-from trainpipe_assets.core.io_managers import artifact_path
+from trainpipe_assets.core.io_managers import ByDay, artifact_path, days_of
 from trainpipe_assets.core.storage import replace_dir, unlock_partition, write_text
 
 # Input metadata flag: load a range of partitions as {partition: artifact}.
@@ -39,10 +39,14 @@ class ArtifactDirIOManager(ConfigurableIOManager):
     home: str
 
     def handle_output(self, context: OutputContext, obj: Any) -> None:
-        final = artifact_path(self.home, context.asset_key, context.asset_partition_key)
-        commit_artifact(obj, final)
-        unlock_partition(Path(self.home) / "artifacts", context.asset_key.path[-1], context.asset_partition_key)
-        context.add_output_metadata({md.PATH: MetadataValue.path(str(final))})
+        """One artifact per day of the run (a ByDay holds several); each day's `path` is in its own metadata when
+        the asset wrote several (the asset adds it), else here."""
+        for day, artifact in days_of(context, obj).items():
+            final = artifact_path(self.home, context.asset_key, day)
+            commit_artifact(artifact, final)
+            unlock_partition(Path(self.home) / "artifacts", context.asset_key.path[-1], day)
+        if not isinstance(obj, ByDay):
+            context.add_output_metadata({md.PATH: MetadataValue.path(str(final))})
 
     def load_input(self, context: InputContext) -> Any:
         keys = context.asset_partition_keys

@@ -10,7 +10,7 @@ from dagster import ConfigurableIOManager, InputContext, MetadataValue, OutputCo
 
 from trainpipe_assets.core import metadata as md
 from trainpipe_assets.core.artifacts import MANIFEST, Examples, from_manifest, split_dir, to_manifest
-from trainpipe_assets.core.io_managers import artifact_path
+from trainpipe_assets.core.io_managers import ByDay, artifact_path, days_of
 from trainpipe_assets.core.storage import replace_dir, staging_sibling, write_text
 
 RECORDS_FILE = "data-00000-of-00001.gz"
@@ -89,12 +89,16 @@ class TFRecordIOManager(ConfigurableIOManager):
 
     home: str
 
-    def handle_output(self, context: OutputContext, obj: SplitRecords) -> None:
-        final = artifact_path(self.home, context.asset_key, context.asset_partition_key)
-        artifact = write_examples_dir(final, context.asset_partition_key, obj)
-        context.add_output_metadata(
-            {md.PATH: MetadataValue.path(str(final)), "file_patterns": MetadataValue.json(artifact.file_patterns)}
-        )
+    def handle_output(self, context: OutputContext, obj: SplitRecords | ByDay) -> None:
+        """Each day of the run (a ByDay of SplitRecords for several) in its own folder; with several days, the asset
+        records each day's path and file patterns in that day's metadata."""
+        for day, split_records in days_of(context, obj).items():
+            final = artifact_path(self.home, context.asset_key, day)
+            artifact = write_examples_dir(final, day, split_records)
+        if not isinstance(obj, ByDay):
+            context.add_output_metadata(
+                {md.PATH: MetadataValue.path(str(final)), "file_patterns": MetadataValue.json(artifact.file_patterns)}
+            )
 
     def load_input(self, context: InputContext) -> Examples:
         keys = context.asset_partition_keys

@@ -16,8 +16,9 @@ from tensorflow_metadata.proto.v0 import statistics_pb2
 from trainpipe_assets.core import metadata as md
 from trainpipe_assets.core.artifacts import Examples, Statistics
 from trainpipe_assets.core.example_reader import decode_examples, read_records
+from trainpipe_assets.core.io_managers import ByDay
 from trainpipe_assets.core.io_managers.artifact_dir import read_artifact
-from trainpipe_assets.core.partitions import pipeline_asset
+from trainpipe_assets.core.partitions import days_output, pipeline_asset
 from trainpipe_assets.core.settings import TrainpipeConfig
 from trainpipe_assets.core.step import Step
 from trainpipe_assets.core.storage import write_bytes
@@ -148,13 +149,16 @@ def markdown_table(dataset: statistics_pb2.DatasetFeatureStatistics) -> str:
     return "\n".join(rows)
 
 
-def previous_day_statistics(context: AssetExecutionContext) -> tuple[Optional[str], Optional[dict], str]:
-    """(the day before this partition, its statistics per split, or None and why not): the latest materialization
-    of that partition in the event log, read from the folder its `path` metadata names."""
+def previous_day_statistics(
+    context: AssetExecutionContext, partition: Optional[str] = None
+) -> tuple[Optional[str], Optional[dict], str]:
+    """(the day before this partition (or `partition`), its statistics per split, or None and why not): the latest
+    materialization of that partition in the event log, read from the folder its `path` metadata names."""
+    partition = partition or context.partition_key
     try:
-        day = (dt.date.fromisoformat(context.partition_key) - dt.timedelta(days=1)).isoformat()
+        day = (dt.date.fromisoformat(partition) - dt.timedelta(days=1)).isoformat()
     except ValueError:
-        return None, None, f"no previous day: partition {context.partition_key!r} is not a date"
+        return None, None, f"no previous day: partition {partition!r} is not a date"
     records = context.instance.fetch_materializations(
         AssetRecordsFilter(asset_key=context.asset_key, asset_partitions=[day]), limit=1
     ).records
@@ -169,32 +173,50 @@ def previous_day_statistics(context: AssetExecutionContext) -> tuple[Optional[st
 
 
 @pipeline_asset(
-    io_manager_key="artifact_io_manager", kinds={"tensorflow"}, group_name="data", code_version=CODE_VERSION
+    io_manager_key="artifact_io_manager",
+    kinds={"tensorflow"},
+    group_name="data",
+    code_version=CODE_VERSION,
+    single_run=True,
 )
-def statistics(context: AssetExecutionContext, trainpipe: TrainpipeConfig, examples: Examples) -> Output[Statistics]:
+def statistics(context: AssetExecutionContext, trainpipe: TrainpipeConfig, examples: Examples) -> Output[ByDay]:
     """TFX StatisticsGen: counts, missing values, numeric moments, histograms and top string values per feature and
-    split; the splits side by side with their skew, and the drift from the previous day."""
-    step = Step(context, trainpipe, CODE_VERSION)
-    step.cache_key(examples.fingerprints)
-    artifact = Statistics(**step.fields(), splits=examples.splits)
-    datasets = {}
-    for split in examples.splits:
-        stats = statistics_for_split(examples.file_patterns[split], split)
-        write_bytes(artifact.path(split), stats.SerializeToString())
-        datasets[split] = stats.datasets[0]
-    previous_day, previous, why_not = previous_day_statistics(context)
+    split; the splits side by side with their skew, and the drift from the previous day. One artifact per day of the
+    run (a range is one run)."""
+    results: dict[str, tuple[Statistics, dict]] = {}
+    computed: dict[str, dict] = {}  # this run's days, for the drift of the day after
+    for day in context.partition_keys:
+        day_examples = examples.only([day])
+        step = Step(context, trainpipe, CODE_VERSION, partition=day)
+        step.cache_key(day_examples.fingerprints)
+        artifact = Statistics(**step.fields(), splits=day_examples.splits)
+        datasets = {}
+        for split in day_examples.splits:
+            stats = statistics_for_split(day_examples.file_patterns[split], split)
+            write_bytes(artifact.path(split), stats.SerializeToString())
+            datasets[split] = stats.datasets[0]
+        computed[day] = datasets
+        results[day] = (artifact, step.metadata(_metadata(context, day, datasets, computed, day_examples.row_counts)))
+    return days_output(context, trainpipe.home, results)
+
+
+def _metadata(context, day: str, datasets: dict, computed: dict, row_counts: dict) -> dict:
+    before = (dt.date.fromisoformat(day) - dt.timedelta(days=1)).isoformat()
+    if before in computed:  # computed earlier in this run: not in the event log until the run's output
+        previous_day, previous, why_not = before, computed[before], ""
+    else:
+        previous_day, previous, why_not = previous_day_statistics(context, day)
     base = "train" if "train" in datasets else next(iter(datasets))
     datasets = {base: datasets[base], **datasets}  # base first in every table
     skew = skew_max(datasets, base)
     drift = drift_max(datasets, previous) if previous else None
     histograms = histograms_markdown(datasets, previous, previous_day or "", base)
-    metadata = {
+    return {
         "statistics": MetadataValue.md(side_by_side_markdown(datasets, base)),
         **({"histograms": MetadataValue.md(histograms)} if histograms else {}),
         "drift": MetadataValue.md(drift_markdown(datasets, previous, previous_day) if previous else why_not),
         "previous_day": previous_day if previous else "none",
         **({"max_skew_linf": skew} if skew is not None else {}),
         **({"max_drift_linf": drift} if drift is not None else {}),
-        **{md.rows_key(s): n for s, n in examples.row_counts.items()},
+        **{md.rows_key(s): n for s, n in row_counts.items()},
     }
-    return step.output(artifact, metadata)
