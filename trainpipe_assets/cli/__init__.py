@@ -31,8 +31,13 @@ def main(argv: list[str] | None = None) -> int:
         from trainpipe_assets.core.settings import default_home
 
         print(f"log (TensorFlow, Dagster events, tracebacks): {console.quiet(args.command, default_home())}")
+    from trainpipe_assets.cli.runs import Stopped
+
     try:
         return args.func(args)
+    except Stopped as stopped:  # SIGINT/SIGTERM: the run in flight was canceled, what finished was said
+        print(f"trainpipe {args.command}: {stopped}")
+        return stopped.exit_code
     except ValueError as e:  # bad arguments or settings: say which, without a traceback
         from trainpipe_assets.cli.console import error
 

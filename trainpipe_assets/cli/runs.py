@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from trainpipe_assets.cli.console import dagster_log_level
+from trainpipe_assets.cli.stopping import Stop, stoppable
 from trainpipe_assets.core import metadata as md
 
 LOCATION_NAME = "trainpipe_assets"  # workspace.yaml's location_name: the UI finds the runs' jobs under it
@@ -66,13 +67,30 @@ def launch(location, job_name: str, tags: dict, instance, progress: bool = True,
     verbose = os.environ.get("TRAINPIPE_QUIET") != "1"  # cli/console.py sets it when this command is quiet
     run_config = run_config or {"loggers": {"console": {"config": {"log_level": dagster_log_level(verbose)}}}}
     run = _create_run(instance, location, repository, remote_job, run_config, tags, None, None)
-    for event in execute_run_iterator(recon_job_from_origin(remote_job.get_python_origin()), run, instance):
-        if progress and event.event_type_value in ("STEP_SUCCESS", "STEP_FAILURE", "STEP_SKIPPED"):
-            print(f"    {step_line(event)}", flush=True)
+    stop = Stop()
+    try:
+        with stoppable(instance, run, stop):
+            for event in execute_run_iterator(recon_job_from_origin(remote_job.get_python_origin()), run, instance):
+                if progress and event.event_type_value in ("STEP_SUCCESS", "STEP_FAILURE", "STEP_SKIPPED"):
+                    print(f"    {step_line(event)}", flush=True)
+    except KeyboardInterrupt:  # stopped before Dagster's own interrupt handling took over
+        if not instance.get_run_by_id(run.run_id).is_finished:
+            instance.report_run_canceled(run, message=f"{stop.name or 'SIGINT'}: the command was stopped")
     finished = instance.get_run_by_id(run.run_id)
     records = instance.all_logs(run.run_id)  # steps in other processes (multiprocess, Celery) log only to the instance
     dagster_events = [r.dagster_event for r in records if r.dagster_event is not None]
-    return RunResult(run.run_id, finished.status == DagsterRunStatus.SUCCESS, dagster_events)
+    result = RunResult(run.run_id, finished.status == DagsterRunStatus.SUCCESS, dagster_events)
+    if stop.signum:
+        raise Stopped(stop, result, finished.status.value)
+    return result
+
+
+class Stopped(Exception):
+    """The command was asked to stop (SIGINT/SIGTERM) while `result`'s run ran; the run ended `status` (CANCELED)."""
+
+    def __init__(self, stop: Stop, result: RunResult, status: str):
+        super().__init__(f"stopped by {stop.name}: run {result.run_id} {status.lower()}")
+        self.exit_code, self.result = stop.exit_code, result
 
 
 def step_line(event) -> str:
@@ -153,7 +171,13 @@ def ingest_days(location, trainpipe, days: list[str], instance) -> list[str]:
     anomaly table of a failed day) and returns the days that failed."""
     from trainpipe_assets.data.example_validator import Anomaly, anomalies_text
 
-    result = launch(location, "ingest_job", partition_tags(days), instance, progress=False)
+    try:
+        result = launch(location, "ingest_job", partition_tags(days), instance, progress=False)
+    except Stopped as stopped:
+        by_day = materialized_by_day(stopped.result)
+        done = [d for d in days if d in by_day.get("example_anomalies", {})]
+        print(f"  {stopped}: days judged {done or 'none'}; not finished: {[d for d in days if d not in done]}")
+        raise
     by_day = materialized_by_day(result)
     failed = []
     for day in days:

@@ -179,3 +179,37 @@ def test_a_single_run_backfill_through_dagsters_cli(tmp_path):
         # each day has its own metadata: its own row count and its own path
         paths = {r.partition_key: r.asset_materialization.metadata["path"].value for r in records}
         assert all(paths[day].endswith(f"example_anomalies/{day}") for day in paths)
+
+
+def test_ingest_stops_on_a_signal_with_its_run_canceled_and_refuses_unbounded_ranges(tmp_path):
+    """SIGINT or SIGTERM stops `trainpipe ingest` in the step in flight: the run is CANCELED (not failed), the command
+    says which days were judged and exits 130 / 143. A range past --max-days is refused; days without data are not
+    ingested (once `--to 9999-12-31` made thousands of failed runs)."""
+    import signal
+    import time
+
+    env = {**os.environ, "TRAINPIPE_HOME": str(tmp_path / "tp"), "DAGSTER_HOME": str(tmp_path / "dagster")}
+    env.pop("TRAINPIPE_CONFIG", None)
+    trainpipe = str(Path(sys.executable).parent / "trainpipe")
+    simulate = [trainpipe, "simulate", "--days", "5", "--rows-per-day", "40000", "--end", "2024-03-05", "--seed", "2"]
+    assert run(simulate, env).returncode == 0
+    refused = run([trainpipe, "ingest", "--from", "2024-03-01", "--to", "9999-12-31"], env)
+    assert refused.returncode == 2 and "is more than --max-days 366" in refused.stderr
+    for signum, code in ((signal.SIGINT, 130), (signal.SIGTERM, 143)):
+        command = [trainpipe, "ingest", "--from", "2024-02-20", "--to", "2024-03-05", "--max-days", "20"]
+        process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        with DagsterInstance.from_config(str(tmp_path / "dagster")) as instance:
+            deadline = time.monotonic() + 120
+            while time.monotonic() < deadline and not any(
+                r.status.value == "STARTED" for r in instance.get_runs() if not r.is_finished
+            ):
+                time.sleep(0.2)
+            time.sleep(1.0)  # inside a step
+            process.send_signal(signum)
+            out, err = process.communicate(timeout=120)
+            assert process.returncode == code, out + err[-2000:]
+            assert f"stopped by {signal.Signals(signum).name}" in out and "not finished" in out
+            assert "10 day(s) of the range have no file" in out  # 2024-02-20 .. 02-29: not ingested
+            latest = instance.get_runs(limit=1)[0]
+            assert latest.status.value == "CANCELED"
+            assert latest.tags["dagster/asset_partition_range_start"] == "2024-03-01"

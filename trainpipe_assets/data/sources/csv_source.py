@@ -33,6 +33,10 @@ FILE_NAME = re.compile(r"^(?P<name>.+)_(?P<day>\d{4}-\d{2}-\d{2})\.csv$")
 IN_PROGRESS_SUFFIXES = (".tmp", ".part")
 BOM = b"\xef\xbb\xbf"
 LF, CR, QUOTE, COMMA = 10, 13, 34, 44
+# Bounds on hostile input: a record (a row, quoted newlines included) longer than this, or a header with more columns,
+# fails the day naming the file, the line and the limit (checked on the raw bytes before any parsing).
+MAX_RECORD_BYTES = 1 << 20
+MAX_COLUMNS = 10_000
 
 
 def parse_file_name(name: str) -> Optional[tuple[str, dt.date]]:
@@ -126,6 +130,22 @@ def _records(raw: bytes) -> tuple[np.ndarray, np.ndarray]:
     return starts[~blank], lines[~blank]
 
 
+def _check_bounds(path: Path, raw: bytes, starts: np.ndarray, lines: np.ndarray) -> None:
+    """Every record within MAX_RECORD_BYTES and the header within MAX_COLUMNS, in linear time."""
+    if not len(starts):
+        return
+    lengths = np.diff(np.append(starts, len(raw)))
+    longest = int(np.argmax(lengths))
+    if lengths[longest] > MAX_RECORD_BYTES:
+        raise SourceError(
+            f"{path}:{int(lines[longest])}: a record of {int(lengths[longest])} bytes is longer than the limit of "
+            f"{MAX_RECORD_BYTES} bytes per row (MAX_RECORD_BYTES)"
+        )
+    columns = raw.count(b",", int(starts[0]), int(starts[0] + lengths[0])) + 1
+    if columns > MAX_COLUMNS:
+        raise SourceError(f"{path}:1: the header has {columns} columns, more than the limit of {MAX_COLUMNS}")
+
+
 def _header(path: Path, raw: bytes, starts: np.ndarray) -> list[str]:
     if not len(starts):
         raise SourceError(f"{path}: file is empty (no header row)")
@@ -140,9 +160,11 @@ def _header(path: Path, raw: bytes, starts: np.ndarray) -> list[str]:
     if not header or not any(h.strip() for h in header):
         raise SourceError(f"{path}: file is empty (no header row)")
     header = [h.strip() for h in header]
-    duplicates = [h for i, h in enumerate(header) if h in header[:i]]
-    if duplicates:
-        raise SourceError(f"{path}:1: column {preview(duplicates[0])!r} appears more than once in the header")
+    seen: set[str] = set()
+    for name in header:  # linear: a set, not a scan of the names before each one
+        if name in seen:
+            raise SourceError(f"{path}:1: column {preview(name)!r} appears more than once in the header")
+        seen.add(name)
     return header
 
 
@@ -221,6 +243,7 @@ def _read_file(path: Path, expected_columns: dict[str, str]) -> tuple[pa.Table, 
     if raw.startswith(BOM):
         raw = raw[len(BOM) :]
     starts, lines = _records(raw)
+    _check_bounds(path, raw, starts, lines)
     header = _header(path, raw, starts)
     missing = [c for c in expected_columns if c not in header]
     if missing:

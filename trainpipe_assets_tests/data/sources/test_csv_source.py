@@ -178,3 +178,26 @@ def test_text_from_the_data_is_previewed_in_errors_but_kept_in_rejected_rows(tmp
     with pytest.raises(SourceError, match="header lacks expected columns") as error:
         read_day([wide], COLUMNS, 0.05)
     assert len(str(error.value)) < 2000
+
+
+def test_hostile_files_fail_in_linear_time_naming_file_line_and_limit(tmp_path):
+    """A 10 MB single line (once 393 s of a quadratic duplicate check) fails at once naming the row limit; a header
+    of 80k names fails naming the column limit; a duplicate at the end of a wide header is found by a set."""
+    from trainpipe_assets.data.sources.csv_source import MAX_COLUMNS, MAX_RECORD_BYTES
+
+    one_line = tmp_path / "wide_2024-03-01.csv"
+    one_line.write_bytes(b",".join(b"c%d" % i for i in range(1_500_000))[: 10 * 1024 * 1024] + b"\n1\n")
+    with pytest.raises(SourceError, match=rf"wide_2024-03-01.csv:1: a record of \d+ bytes .* {MAX_RECORD_BYTES}"):
+        read_day([one_line], {}, 0.05)
+    rows = tmp_path / "rows_2024-03-01.csv"
+    rows.write_bytes(b"x,s\n1,a\n2," + b"b" * (MAX_RECORD_BYTES + 10) + b"\n")
+    with pytest.raises(SourceError, match=r"rows_2024-03-01.csv:3: a record of"):
+        read_day([rows], {}, 0.05)
+    names = tmp_path / "names_2024-03-01.csv"
+    names.write_bytes(b",".join(b"c%d" % i for i in range(80_000)) + b"\n" + b"1," * 79_999 + b"1\n")
+    with pytest.raises(SourceError, match=rf"names_2024-03-01.csv:1: the header has 80000 columns, .* {MAX_COLUMNS}"):
+        read_day([names], {}, 0.05)
+    duplicate = tmp_path / "dup_2024-03-01.csv"
+    duplicate.write_bytes(b",".join(b"c%d" % i for i in range(9_000)) + b",c5\n" + b"1," * 9_000 + b"1\n")
+    with pytest.raises(SourceError, match=r"dup_2024-03-01.csv:1: column 'c5' appears more than once"):
+        read_day([duplicate], {}, 0.05)
