@@ -1,6 +1,7 @@
 """TF Serving's gRPC API (tensorflow.serving.PredictionService: Predict, Classify, Regress, GetModelMetadata; and
-ModelService.GetModelStatus) on grpc.aio: a codec over the DataPlane (dataplane.py) that the REST API shares, on the
-same event loop (started and stopped by the app's lifespan, see main.py), so both share the model registry, the
+ModelService.GetModelStatus): a codec over the DataPlane (dataplane.py) that the REST API shares. grpcio's threads take
+the calls off the network and the servicers run on the REST server's event loop (started and stopped by the app's
+lifespan, see main.py), so both share the model registry, the
 version labels and pin, the micro-batcher, the worker threads and the capture. Messages are checked and decoded in
 tensors.py (whole tensors, no loop over elements).
 
@@ -13,8 +14,10 @@ offered to the traffic capture."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Awaitable, Callable
 
 import grpc
@@ -133,17 +136,66 @@ class ModelService(_Service, model_service_pb2_grpc.ModelServiceServicer):
         return await self._serve("GetModelStatus", request, context, handle)
 
 
-async def start_grpc_server(plane: DataPlane, host: str, port: int, max_message_bytes: int, reuse_port: bool):
-    """A started grpc.aio server on host:port (on the running loop); a port that cannot be bound is a ValueError."""
-    server = grpc.aio.server(
+class _Aborted(Exception):
+    def __init__(self, code: grpc.StatusCode, details: str):
+        self.code, self.details = code, details
+
+
+class _LoopContext:
+    """What the servicers ask of their context, over a gRPC thread's context, for a servicer run on the loop."""
+
+    def __init__(self, context):
+        self.context = context
+
+    def invocation_metadata(self):
+        return self.context.invocation_metadata()
+
+    def set_trailing_metadata(self, metadata) -> None:
+        self.context.set_trailing_metadata(metadata)
+
+    async def abort(self, code: grpc.StatusCode, details: str):
+        raise _Aborted(code, details)
+
+
+def _on_loop(method, loop: asyncio.AbstractEventLoop):
+    """A gRPC thread's handler that runs the servicer's `method` on the loop (where the batcher and the rest of
+    the data plane live) and waits for its answer."""
+
+    def handle(request, context):
+        try:
+            return asyncio.run_coroutine_threadsafe(method(request, _LoopContext(context)), loop).result()
+        except _Aborted as e:
+            context.abort(e.code, e.details)
+
+    return handle
+
+
+def start_grpc_server(plane: DataPlane, host: str, port: int, max_message_bytes: int, reuse_port: bool, threads: int):
+    """A started gRPC server on host:port whose `threads` threads (enough to fill every batch: see main.py) take the
+    calls off the network and hand them to the servicers on the running loop; a port that cannot be bound is a
+    ValueError. grpcio's thread-pool server costs less per call here than grpc.aio's, and lets calls reach the
+    batcher together, so more of them merge."""
+    loop = asyncio.get_running_loop()
+    server = grpc.server(
+        ThreadPoolExecutor(threads, thread_name_prefix="grpc"),
         options=[
             ("grpc.max_receive_message_length", max_message_bytes),
             ("grpc.max_send_message_length", -1),
             ("grpc.so_reuseport", 1 if reuse_port else 0),  # only --workers share a port; no stranger may join it
-        ]
+        ],
     )
-    prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(PredictionService(plane), server)
-    model_service_pb2_grpc.add_ModelServiceServicer_to_server(ModelService(plane), server)
+    predictions, models = PredictionService(plane), ModelService(plane)
+    handlers = {
+        name: _on_loop(getattr(predictions, name), loop)
+        for name in ("Predict", "Classify", "Regress", "GetModelMetadata")
+    }
+    threaded_predictions = prediction_service_pb2_grpc.PredictionServiceServicer()
+    threaded_models = model_service_pb2_grpc.ModelServiceServicer()
+    for name, handler in handlers.items():
+        setattr(threaded_predictions, name, handler)
+    threaded_models.GetModelStatus = _on_loop(models.GetModelStatus, loop)
+    prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(threaded_predictions, server)
+    model_service_pb2_grpc.add_ModelServiceServicer_to_server(threaded_models, server)
     try:
         bound = server.add_insecure_port(f"{host}:{port}")
     except RuntimeError as e:
@@ -152,5 +204,5 @@ async def start_grpc_server(plane: DataPlane, host: str, port: int, max_message_
         error = None
     if not bound:
         raise ValueError(f"cannot listen for gRPC on {host}:{port}: {error or 'address in use?'}")
-    await server.start()
+    server.start()
     return server

@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import os
 import socket
 import sys
 from pathlib import Path
@@ -39,6 +40,13 @@ def build_capture(options: ServeOptions):
     return Capture(Path(options.capture_dir), options.capture_sampling_rate)
 
 
+def grpc_threads(options: ServeOptions) -> int:
+    """gRPC's threads, sized to the batcher: enough calls waiting at once to fill a batch on every batch thread."""
+    batching = options.batching
+    wanted = batching.max_batch_size * batching.num_batch_threads if batching else os.cpu_count() or 1
+    return min(256, max(8, wanted))
+
+
 def build_app(models: ModelRegistry | ModelStore, options: ServeOptions = ServeOptions(), capture=None) -> Starlette:
     """The REST app over one DataPlane; with options.grpc_port the gRPC API starts and stops with it (its lifespan),
     on the same loop and plane. `capture` is closed on the way out."""
@@ -52,13 +60,14 @@ def build_app(models: ModelRegistry | ModelStore, options: ServeOptions = ServeO
         if grpc is not None:  # imported only then: grpc and TF Serving's protos are not needed otherwise
             from trainpipe_assets.serving.grpc_service import start_grpc_server
 
-            limits = plane.limits
-            server = await start_grpc_server(plane, grpc.host, grpc.port, limits.max_body_bytes, grpc.reuse_port)
+            server = start_grpc_server(
+                plane, grpc.host, grpc.port, plane.limits.max_body_bytes, grpc.reuse_port, grpc_threads(options)
+            )
         try:
             yield
         finally:
-            if server is not None:
-                await server.stop(grace=5)
+            if server is not None:  # its threads wait for answers from this loop: it must keep running meanwhile
+                await asyncio.to_thread(server.stop(grace=5).wait)
             # here, not after uvicorn returns: on SIGTERM it re-raises the signal and dies
             await asyncio.to_thread(plane.close)
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 from typing import Optional
 
+import numpy as np
 import tensorflow as tf
 from tensorflow.core.framework import types_pb2
 
@@ -24,6 +25,22 @@ from trainpipe_assets.serving.model_store import LoadedVersion
 from trainpipe_assets.serving.predict import Call, check_rows
 
 STRING_WIRE_BYTES = 2  # the least a string element takes in a message: its tag and length
+_KNOWN = frozenset(v for v in types_pb2.DataType.values() if v != types_pb2.DT_INVALID)
+_WIRE_BYTES: dict[int, int] = {}  # dtype enum -> the least bytes an element takes on the wire
+
+
+def to_ndarray(proto, dtype: tf.DType, dims: list[int], elements: int) -> np.ndarray:
+    """The TensorProto as numpy, whole: its strings or its tensor_content as they are when they hold exactly the
+    elements of its shape (what tf.make_tensor_proto sends), else tf.make_ndarray (repeated fields, padding)."""
+    if dtype == tf.string:
+        values = proto.string_val
+        if len(values) == elements and elements:
+            return np.array(values, dtype=object).reshape(dims)
+    elif proto.tensor_content and dtype.is_numpy_compatible:
+        numpy_dtype = dtype.as_numpy_dtype
+        if len(proto.tensor_content) == elements * np.dtype(numpy_dtype).itemsize:
+            return np.frombuffer(proto.tensor_content, dtype=numpy_dtype).reshape(dims)
+    return tf.make_ndarray(proto)
 
 
 def tensor_size(key: str, proto, max_rows: Optional[int], max_bytes: Optional[int]) -> tuple[list[int], int]:
@@ -32,17 +49,20 @@ def tensor_size(key: str, proto, max_rows: Optional[int], max_bytes: Optional[in
     negative = [d for d in dims if d < 0]
     if negative:
         raise ApiError(400, f"input {key!r} has a negative dimension {negative[0]} in its shape {dims}")
-    if proto.dtype == types_pb2.DT_INVALID or proto.dtype not in types_pb2.DataType.values():
+    if proto.dtype not in _KNOWN:
         raise ApiError(400, f"input {key!r} has an unknown dtype {proto.dtype}")
     if dims:
         check_rows(f"rows of input {key!r}", dims[0], max_rows)
     elements = math.prod(dims)  # a Python int: no overflow however large the dims
     if max_bytes is not None:
-        try:
-            item = tf.dtypes.as_dtype(proto.dtype).size if proto.dtype != types_pb2.DT_STRING else STRING_WIRE_BYTES
-        except TypeError:  # a dtype numpy cannot hold
-            raise ApiError(400, f"input {key!r} has an unsupported dtype {proto.dtype}") from None
-        if elements * max(item, 1) > max_bytes:
+        item = _WIRE_BYTES.get(proto.dtype)
+        if item is None:
+            try:
+                item = tf.dtypes.as_dtype(proto.dtype).size if proto.dtype != types_pb2.DT_STRING else STRING_WIRE_BYTES
+            except TypeError:  # a dtype numpy cannot hold
+                raise ApiError(400, f"input {key!r} has an unsupported dtype {proto.dtype}") from None
+            item = _WIRE_BYTES[proto.dtype] = max(item, 1)
+        if elements * item > max_bytes:
             raise ApiError(
                 413,
                 f"input {key!r} of shape {dims} claims {elements} elements, more than a message of at most "
@@ -75,9 +95,9 @@ def decode_predict(loaded: LoadedVersion, request, max_rows: Optional[int], max_
         if proto.dtype != spec.dtype.as_datatype_enum:
             given = tf.dtypes.as_dtype(proto.dtype).name if proto.dtype in _KNOWN else "DT_INVALID"
             raise ApiError(400, f"input {key!r} expects {spec.dtype.name} but {given} is provided")
-        dims, _ = tensor_size(key, proto, max_rows, max_bytes)
+        dims, elements = tensor_size(key, proto, max_rows, max_bytes)
         try:
-            columns[key] = tf.make_ndarray(proto)
+            columns[key] = to_ndarray(proto, spec.dtype, dims, elements)
         except (TypeError, ValueError) as e:
             raise ApiError(400, f"input {key!r} is not a valid tensor: {e}") from None
         rows.add(dims[0] if dims else -1)
@@ -92,9 +112,6 @@ def decode_predict(loaded: LoadedVersion, request, max_rows: Optional[int], max_
             )
     encode = _encoder(request.model_spec.name, loaded.version, name, wanted)
     return Call(loaded, name, True, columns, count if count > 0 else None, encode)
-
-
-_KNOWN = frozenset(v for v in types_pb2.DataType.values() if v != types_pb2.DT_INVALID)
 
 
 def _encoder(model: str, version: int, signature: str, wanted: list[str]):
