@@ -1,11 +1,13 @@
 """`trainpipe serve` under load over loopback: single-example :predict requests from keep-alive clients, side by side
 with a bare handler, in one run.
 
-Servers, all started at once and measured in turn (--repeats interleaved rounds of --seconds, the best of each
-counts, so a machine busy with something else for a while does not tilt one server against another): a bare
+Servers, all started at once and measured in turn (--repeats interleaved rounds of --seconds; each ratio is the median
+of its per-round ratios, the two servers of a round measured a few seconds apart, and each table row is its median
+round, so a machine busy with something else for a while does not tilt one server against another): a bare
 starlette app calling the same SavedModel's serving_default on a thread (the floor: HTTP + JSON + the model and
 nothing else), `trainpipe serve --disable-batching`, `trainpipe serve` (batching is the default), `--workers 2
---disable-batching`, gRPC (Predict through TF Serving's stubs, on a batched server) and `--capture-dir`; then a version
+--disable-batching`, gRPC (Predict through TF Serving's PredictionServiceStub, on a batched server) and
+`--capture-dir`; then a version
 pushed (copy + rename) mid-run on the batched server, counting failed requests (must be 0). Per round: requests/s,
 p50/p99 latency, the server's CPU ms per request (its process tree, clients excluded), rows per model call (from
 /metrics) and resident memory. The clients (benchmarks/serving_clients.py) are separate processes (--client-procs)
@@ -160,7 +162,7 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=32, help="concurrent connections of the loaded rounds")
     parser.add_argument("--client-procs", type=int, default=2, help="client processes the connections are spread over")
     parser.add_argument("--seconds", type=float, default=5.0, help="per round")
-    parser.add_argument("--repeats", type=int, default=2, help="rounds per server, interleaved; the best counts")
+    parser.add_argument("--repeats", type=int, default=3, help="rounds per server, interleaved; the median counts")
     args = parser.parse_args()
 
     from trainpipe_assets.core.serving_layout import serving_version
@@ -198,23 +200,23 @@ def main() -> None:
         Path(bodies_file).write_text(json.dumps({**spec, "input": get(f"{servers[0].root}/healthz")["input"]}))
         print(
             f"model {name} version {version} of {args.model_base_path}; {len(records)} distinct single-example "
-            f"requests; {args.client_procs} client processes; {args.seconds:g} s per round, best of {args.repeats} "
+            f"requests; {args.client_procs} client processes; {args.seconds:g} s per round, median of {args.repeats} "
             f"interleaved rounds; {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} with the servers idle"
         )
         print(f"| {'server, connections':<38} | req/s  | p50 ms | p99 ms | CPU ms/req | rows/call | RSS MB | failed |")
         print(f"|{'-' * 40}|-------:|-------:|-------:|-----------:|----------:|-------:|-------:|")
         for server in servers:  # warm-up
             load(server.kind, server.target, 2, 1, 1.0, bodies_file)
-        results: dict = {}
+        rounds: dict = {}  # (server, connections) -> one result per round
         for _ in range(args.repeats):
             for server in servers:
                 for clients in server.rounds:
-                    r = server.measure(clients, args, bodies_file)
-                    best = results.setdefault((server.key, clients), r)
-                    if r["rps"] > best["rps"] or r["failed"]:
-                        results[server.key, clients] = {**r, "failed": r["failed"] + best["failed"] * (best is not r)}
-        for (key, clients), r in results.items():
-            print(line(f"{key}, {clients}", r), flush=True)
+                    rounds.setdefault((server.key, clients), []).append(server.measure(clients, args, bodies_file))
+        results = {}
+        for (key, clients), measured in rounds.items():
+            middle = sorted(measured, key=lambda r: r["rps"])[len(measured) // 2]
+            results[key, clients] = {**middle, "failed": sum(r["failed"] for r in measured)}
+            print(line(f"{key}, {clients}", results[key, clients]), flush=True)
         batched = servers[2]
         for server in servers:
             if server is not batched:
@@ -233,22 +235,26 @@ def main() -> None:
         results["push", n] = swap = batched.measure(n, args, bodies_file, during=push)
         print(line(f"batched, {n}, a version pushed mid-run", swap))
         print(f"version 2 serving {swap['extra']:.2f} s after the push; failed requests: {swap['failed']}")
-        for r in results.values():
+        for r in [r for measured in rounds.values() for r in measured] + [swap]:
             for e in r["errors"]:
                 print("  error:", e)
 
         def ratio(a, b, what, aim=None):
-            value = results[a]["rps"] / results[b]["rps"]
+            """The median of the per-round ratios of a to b (rounds pair measurements taken seconds apart)."""
+            per_round = sorted(x["rps"] / max(y["rps"], 1e-9) for x, y in zip(rounds[a], rounds[b]))
+            value = per_round[len(per_round) // 2]
             verdict = f"(aim >= {aim}: {'met' if value >= aim else 'NOT met'})" if aim else ""
-            print(f"{what:<58} {value:5.2f}  {verdict}")
+            spread = ", ".join(f"{x:.2f}" for x in per_round)
+            print(f"{what:<58} {value:5.2f}  {verdict:<24} rounds: {spread}")
 
         ratio(("unbatched", 1), ("bare", 1), "unbatched / bare handler req/s, 1 connection", 0.9)
         ratio(("unbatched", n), ("bare", n), f"unbatched / bare handler req/s, {n} connections", 0.9)
         ratio(("batched", n), ("bare", n), f"batched / best peer (bare handler) req/s, {n} connections", 2)
         ratio(("batched", 1), ("unbatched", 1), "batched / unbatched req/s, 1 connection", 0.9)
         ratio(("capture on, batched", n), ("batched", n), f"capture on / off req/s, {n} connections", 0.95)
+        ratio(("gRPC batched", 1), ("batched", 1), "gRPC / REST (batched) req/s, 1 connection", 1.2)
+        ratio(("gRPC batched", n), ("batched", n), f"gRPC / REST (batched) req/s, {n} connections", 1.0)
         ratio(("workers 2 unbatched", n), ("unbatched", n), f"workers 2 / 1 (unbatched) req/s, {n} connections")
-        ratio(("gRPC batched", n), ("batched", n), f"gRPC / REST (batched) req/s, {n} connections")
     finally:
         for server in servers:
             server.stop()
