@@ -22,6 +22,9 @@ def test_definitions_load_with_every_asset_check_job_and_sensor():
         "served_traffic",
     }
     assert sorted(c.name for c in graph.asset_check_keys) == ["examples_valid", "infra_blessed", "model_blessed"]
+    # example_anomalies sits between statistics and the training group (the gate reads its verdicts)
+    assert graph.get(AssetKey("example_anomalies")).parent_keys == {AssetKey("statistics")}
+    assert AssetKey("example_anomalies") in graph.get(AssetKey("schema")).parent_keys
     assert defs.resolve_sensor_def("new_data_sensor").job_name == "ingest_job"
     assert defs.resolve_sensor_def("retrain_on_degradation_sensor").job_name == "training_job"
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from dagster import (
+    AssetDep,
     AssetIn,
     AssetsDefinition,
     BackfillPolicy,
@@ -73,8 +74,15 @@ def partitioning_for(trainpipe, first_day=None) -> Partitioning:
 class AssetBlueprint:
     """A daily-partitioned asset whose partitioning is applied by `build`; calling it calls the plain function."""
 
-    def __init__(self, fn: Callable, windowed: tuple[str, ...], options: dict[str, Any], by_day: tuple[str, ...] = ()):
-        self.fn, self.windowed, self.options, self.by_day = fn, windowed, options, by_day
+    def __init__(
+        self,
+        fn: Callable,
+        windowed: tuple[str, ...],
+        options: dict[str, Any],
+        by_day: tuple[str, ...] = (),
+        gated_by: tuple[str, ...] = (),
+    ):
+        self.fn, self.windowed, self.options, self.by_day, self.gated_by = fn, windowed, options, by_day, gated_by
         self.name = fn.__name__
         functools.update_wrapper(self, fn)
 
@@ -85,6 +93,8 @@ class AssetBlueprint:
         ins = {name: p.window_input(name) for name in self.windowed}
         ins.update({name: AssetIn(name, metadata={WINDOW: True}) for name in self.by_day})  # {day: artifact}
         options = dict(self.options)
+        if self.gated_by:  # read through the event log (the verdicts), shown in the graph as the window's upstream
+            options["deps"] = [AssetDep(name, partition_mapping=p.window) for name in self.gated_by]
         if self.by_day or options.pop("single_run", False):
             options["backfill_policy"] = BackfillPolicy.single_run()  # a range of days is one run
         fn = fail_fast_unless_transient(self.fn)
@@ -110,12 +120,13 @@ class CheckBlueprint:
 
 
 def pipeline_asset(
-    *, windowed: tuple[str, ...] = (), by_day: tuple[str, ...] = (), **options
+    *, windowed: tuple[str, ...] = (), by_day: tuple[str, ...] = (), gated_by: tuple[str, ...] = (), **options
 ) -> Callable[[Callable], AssetBlueprint]:
     """@asset's options without partitions_def; `windowed` names inputs that load the training window, `by_day`
     inputs loaded as {day: artifact} for the run's days. `single_run=True` (implied by `by_day`): a backfill of a
-    range is one run, whose days the asset returns with `days_output`."""
-    return lambda fn: AssetBlueprint(fn, tuple(windowed), options, tuple(by_day))
+    range is one run, whose days the asset returns with `days_output`. `gated_by` names assets whose window partitions
+    the asset reads from the event log (not loaded), drawn as its upstream in the asset graph."""
+    return lambda fn: AssetBlueprint(fn, tuple(windowed), options, tuple(by_day), tuple(gated_by))
 
 
 def days_output(context, home: str, results: dict[str, tuple[Any, dict]], **output_options) -> Output:

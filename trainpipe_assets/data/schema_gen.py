@@ -111,6 +111,7 @@ def schema_markdown(schema: schema_pb2.Schema) -> str:
 
 @pipeline_asset(
     windowed=("statistics",),
+    gated_by=("example_anomalies",),  # the window's verdicts (core/validation.py)
     io_manager_key="artifact_io_manager",
     kinds={"tensorflow"},
     group_name="training",
