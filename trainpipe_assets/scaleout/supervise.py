@@ -24,6 +24,11 @@ def failure(member, what: str) -> MemberError:
     )
 
 
+def not_taken(member, timeout: float) -> MemberError:
+    short = member.name.split(" (")[0]  # "rank 1", without the TF_CONFIG task
+    return MemberError(f"no worker took {short} on queue {member.queue} within {timeout:.0f} s")
+
+
 def _check(member, status) -> None:
     if status.phase in (FAILED, LOST):
         raise failure(member, status.detail)
@@ -43,8 +48,7 @@ def wait_for_workers(members: list, timeout: float, log: Callable[[str], None] =
             log("workers: " + ", ".join(f"{m.name} on {m.worker} at {m.address}" for m in members))
             return
         if time.monotonic() - started > timeout:
-            m = waiting[0]
-            raise MemberError(f"no worker took {m.name} on queue {m.queue} within {timeout:.0f} s")
+            raise not_taken(waiting[0], timeout)
         time.sleep(POLL_SECONDS)
 
 
@@ -63,7 +67,7 @@ def supervise(members: list, start_timeout: float, finish_grace: float) -> list:
             first_done = first_done or now
         for member, status in statuses:
             if status.phase == WAITING and now - began > start_timeout:
-                raise MemberError(f"no worker took {member.name} on queue {member.queue} within {start_timeout:.0f} s")
+                raise not_taken(member, start_timeout)
             if first_done is not None and status.phase not in ENDED and now - first_done > finish_grace:
                 raise failure(member, f"had not finished {finish_grace:.0f} s after another process finished")
         time.sleep(POLL_SECONDS)
