@@ -6,13 +6,13 @@ from __future__ import annotations
 import argparse
 import sys
 
-from trainpipe_assets.cli import demo, history, ingest, rollback, serve, simulate
+from trainpipe_assets.cli import demo, history, ingest, rollback, run_tfx, serve, simulate
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="trainpipe", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
-    for command in (simulate, ingest, demo, history, rollback, serve):
+    for command in (simulate, ingest, demo, history, rollback, serve, run_tfx):
         command.register(sub)
     return parser
 
