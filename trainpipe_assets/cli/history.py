@@ -11,7 +11,12 @@ from trainpipe_assets.cli.common import parse_datetime, use_instance_home
 
 
 def history_table(rows: list[dict], baseline) -> str:
-    serving = f"version {baseline.version} ({baseline.serving_path}, run {baseline.run_id[:8]})" if baseline else None
+    serving = None
+    if baseline:
+        pushed = f"pushed by run {baseline.run_id[:8] or '?'}" + (
+            f" at {baseline.pushed_at}" if baseline.pushed_at else ""
+        )
+        serving = f"version {baseline.version} ({baseline.serving_path}, {pushed})"
     lines = [
         "serving now: " + (serving or "nothing pushed yet"),
         "",
@@ -24,11 +29,14 @@ def history_table(rows: list[dict], baseline) -> str:
 
     for row in rows:
         m = row["eval_metrics"]
+        pushed = row["pushed_version"] or (
+            f"({row['already_pushed'].rsplit(' ', 1)[-1]})" if row.get("already_pushed") else "-"
+        )
         blessed = str(row["blessed"]) if row["blessed"] is not None else "-"
         lines.append(
             f"{row['time'][:19]:<20} {row['partition'] or '':<11} {row['run_id'][:8]:<9} {fmt(m.get('accuracy')):>8} "
             f"{fmt(m.get('auc')):>6} {blessed:<8} "
-            f"{str(row['baseline_version'] or '-'):>8} {str(row['pushed_version'] or '-'):>6}"
+            f"{str(row['baseline_version'] or '-'):>8} {str(pushed):>6}"
         )
     return "\n".join(lines)
 
@@ -42,16 +50,19 @@ def _timeline(instance, args: argparse.Namespace) -> None:
         if args.json:
             print(json.dumps(event))
         elif event:
-            print(f"at {args.at.isoformat()}: version {event['serving_version']} ({event['event']} at {event['time']})")
+            print(
+                f"at {args.at.isoformat()}: version {event['serving_version']} ({event['event']} at {event['time']}, "
+                f"run {event['run_id'][:8] or '-'})"
+            )
         else:
             print(f"at {args.at.isoformat()}: nothing was serving")
         return
     if args.json:
         print(json.dumps(timeline, indent=2))
         return
-    print(f"{'since (UTC)':<26} {'version':>7}  {'event':<34} reason")
+    print(f"{'since (UTC)':<26} {'version':>7}  {'run':<9} {'event':<34} reason")
     for e in timeline:
-        print(f"{e['time']:<26} {e['serving_version']:>7}  {e['event']:<34} {e['reason']}")
+        print(f"{e['time']:<26} {e['serving_version']:>7}  {e['run_id'][:8] or '-':<9} {e['event']:<34} {e['reason']}")
 
 
 def run_history(args: argparse.Namespace) -> int:

@@ -13,7 +13,7 @@ from typing import Optional
 from dagster import AssetKey, DagsterInstance, EventLogRecord
 
 from trainpipe_assets.core import metadata as md
-from trainpipe_assets.core.run_records import record_unrecorded_pushes
+from trainpipe_assets.core.run_records import PUSHED_AT, PUSHED_BY_RUN, record_unrecorded_pushes
 from trainpipe_assets.core.serving_layout import read_pin
 
 
@@ -38,10 +38,30 @@ class ServingRef:
     serving_path: str
     run_id: str
     partition: Optional[str]
+    pushed_at: Optional[str] = None  # when the version reached disk (ISO, UTC)
 
 
 def _serving_version(metadata) -> int:
     return int(md.value(metadata, md.SERVING_VERSION, md.value(metadata, md.VERSION)))
+
+
+def _iso(timestamp: float) -> str:
+    return dt.datetime.fromtimestamp(timestamp, dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def pushed_by(record: EventLogRecord) -> tuple[str, str]:
+    """The run that wrote a pushed_model event's version and when (its PUSH.json's), not the run that found it there:
+    an "already pushed" event of a re-run names the first writer."""
+    metadata = record.asset_materialization.metadata
+    # (a runless event recorded after the fact before pushed_by_run existed named its writer as source_run_id)
+    run_id = md.value(metadata, PUSHED_BY_RUN) or record.run_id or md.value(metadata, "source_run_id") or ""
+    return run_id, md.value(metadata, PUSHED_AT) or _iso(record.timestamp)
+
+
+def already_pushed(record: EventLogRecord) -> bool:
+    """A pushed_model event of a run that found its model already on disk, pushed by another run."""
+    writer = md.value(record.asset_materialization.metadata, PUSHED_BY_RUN)
+    return bool(writer) and writer != record.run_id
 
 
 def current_baseline(instance: DagsterInstance, serving_base: Optional[Path] = None) -> Optional[ServingRef]:
@@ -57,27 +77,33 @@ def current_baseline(instance: DagsterInstance, serving_base: Optional[Path] = N
     version = _serving_version(metadata)
     path = Path(str(md.value(metadata, md.SERVING_PATH))).parent / str(version)
     pin = read_pin(serving_base) if serving_base is not None else None
+    run_id, pushed_at = pushed_by(record)
     if pin is not None and pin != version:
-        version, path = pin, serving_base / str(pin)
-    return ServingRef(version, str(path), record.run_id, record.partition_key)
+        version, path, pushed_at = pin, serving_base / str(pin), None
+    return ServingRef(version, str(path), run_id, record.partition_key, pushed_at)
 
 
 def serving_timeline(instance: DagsterInstance, limit: int = 1000) -> list[dict]:
-    """Every change of the serving version, oldest first: pushes, rollbacks and clears, with their reasons."""
+    """Every change of the serving version, oldest first: pushes (at the time the version reached disk, by the run that
+    wrote it, also when recorded after the fact), rollbacks and clears, with their reasons. A re-run that found its
+    model already pushed changed nothing and is not listed."""
     events = []
     for record in reversed(instance.fetch_materializations(AssetKey("pushed_model"), limit=limit).records):
+        if already_pushed(record):
+            continue
         metadata = record.asset_materialization.metadata
+        run_id, _ = pushed_by(record)
         events.append(
             {
-                "time": dt.datetime.fromtimestamp(record.timestamp, dt.timezone.utc).isoformat(timespec="seconds"),
+                "time": _iso(record.timestamp),
                 "timestamp": record.timestamp,
                 "serving_version": _serving_version(metadata),
                 "event": md.value(metadata, md.EVENT, "push"),
                 "reason": md.value(metadata, md.REASON, ""),
-                "run_id": record.run_id or "",
+                "run_id": run_id,
             }
         )
-    return events
+    return sorted(events, key=lambda e: e["timestamp"])  # stable: a push recorded late sits at its own time
 
 
 def serving_at(timeline: list[dict], when: dt.datetime) -> Optional[dict]:
@@ -117,6 +143,8 @@ def model_history(instance: DagsterInstance, limit: int = 100) -> list[dict]:
         trained = record.asset_materialization
         evaluation = evaluations.get(record.run_id)
         push = pushes.get(record.run_id)
+        found = push if push is not None and already_pushed(push) else None
+        push = None if found is not None else push
         ev_md = evaluation.asset_materialization.metadata if evaluation else {}
         eval_metrics, reasons = _evaluation_facts(ev_md) if evaluation else ({}, [])
         rows.append(
@@ -132,6 +160,7 @@ def model_history(instance: DagsterInstance, limit: int = 100) -> list[dict]:
                 "blessing_reasons": reasons,
                 "baseline_version": md.value(ev_md, md.BASELINE_VERSION),
                 "pushed_version": md.value(push.asset_materialization.metadata, md.VERSION) if push else None,
+                "already_pushed": md.value(found.asset_materialization.metadata, md.EVENT) if found else None,
                 "example_partitions": md.value(trained.metadata, md.EXAMPLE_PARTITIONS, []),
                 "hyperparameters": md.value(trained.metadata, md.HYPERPARAMETERS, {}),
                 "lineage": md.value(trained.metadata, md.LINEAGE, {}),

@@ -1,5 +1,6 @@
 """`pushed_model` (TFX Pusher): a blessed model copied into TF Serving's layout as the next integer version."""
 
+import datetime as dt
 from pathlib import Path
 
 from dagster import AssetExecutionContext, Failure, MetadataValue, Output
@@ -8,12 +9,13 @@ from trainpipe_assets.core import metadata as md
 from trainpipe_assets.core.artifacts import InfraValidation, Model, ModelEvaluation, PushedModel
 from trainpipe_assets.core.faults import kill_point
 from trainpipe_assets.core.partitions import pipeline_asset
-from trainpipe_assets.core.run_records import record_unrecorded_pushes
+from trainpipe_assets.core.run_records import PUSHED_AT, PUSHED_BY_RUN, record_unrecorded_pushes
 from trainpipe_assets.core.serving_layout import (
     copy_saved_model,
     list_versions,
     prune_versions,
     read_pin,
+    read_push_record,
     serving_version,
     version_of_model,
 )
@@ -63,7 +65,7 @@ def pushed_model(
     }
     # The same trained model already on disk (by its push record; older versions by the cache) is not pushed again;
     # a forced retrain is another model and gets a new version.
-    existing = version_of_model(base, trained_model.uri)
+    existing, earlier = version_of_model(base, trained_model.uri), None
     if existing is None:
         earlier = step.reuse(
             trained_model.cache_key or trained_model.uri,
@@ -73,6 +75,8 @@ def pushed_model(
         existing = earlier.value.version if earlier else None
     if existing is not None:
         serving_path = base / str(existing)
+        writer = read_push_record(base, existing) or {}
+        by = writer.get("run_id") or (earlier.value.run_id if earlier else "?")
         write_text(step.staging / "PUSHED", f"{serving_path}\n")
         artifact = PushedModel(
             **step.fields(),
@@ -87,7 +91,9 @@ def pushed_model(
                 md.VERSION: existing,
                 md.SERVING_PATH: MetadataValue.path(str(serving_path)),
                 md.SERVING_VERSION: serving_version(base),
-                md.EVENT: f"no new version: this model is version {existing}",
+                md.EVENT: f"already pushed by run {by} as version {existing}",
+                PUSHED_BY_RUN: by,
+                PUSHED_AT: writer.get("pushed_at", ""),
                 **facts,
             },
             cached=True,
@@ -99,6 +105,7 @@ def pushed_model(
         "source_model": trained_model.uri,
         "cache_key": key,
         "model_name": trainpipe.settings.model_name,
+        PUSHED_AT: dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
     }
     serving_path = copy_saved_model(trained_model.serving_model_dir, base, version, record)
     kill_point("push:after_rename")
@@ -121,6 +128,8 @@ def pushed_model(
             md.SERVING_PATH: MetadataValue.path(str(serving_path)),
             md.SERVING_VERSION: serving,
             md.EVENT: "push" if serving == version else f"push (pinned: version {pin} keeps serving)",
+            PUSHED_BY_RUN: context.run.run_id,
+            PUSHED_AT: record[PUSHED_AT],
             "removed_versions": MetadataValue.json(removed),
             **facts,
         },

@@ -1,7 +1,8 @@
 """kill -9 at each step of training_job, through `dagster job execute` as CI runs it: afterwards the killed run is
 marked failed, the event log, the Evaluator's baseline and the serving folder agree, and the next run goes on. The last
-kill falls between the version folder's rename and the push event: the version is recorded, and the re-run neither
-pushes the same model again nor records another run's version."""
+kill falls between the version folder's rename and the push event: the version is recorded as that run's push at its
+PUSH.json time, and the re-run neither pushes the same model again nor records another run's version ("already pushed
+by run X as version 1")."""
 
 import datetime as dt
 import json
@@ -15,7 +16,7 @@ from dagster import DagsterInstance, DagsterRunStatus
 
 from trainpipe_assets.core.event_log import current_baseline, serving_timeline
 from trainpipe_assets.core.faults import KILL_AT_ENV
-from trainpipe_assets.core.serving_layout import list_versions, serving_version
+from trainpipe_assets.core.serving_layout import list_versions, read_push_record, serving_version
 from trainpipe_assets.data.sample_data import write_days
 from trainpipe_assets.definitions import build_definitions
 from trainpipe_assets_tests.helpers import make_config, run_job, write_config
@@ -95,14 +96,16 @@ def test_a_kill_at_any_step_leaves_history_baseline_and_serving_in_agreement(cha
     serving_dir = chaos["trainpipe"].serving_dir
     assert list_versions(serving_dir) == [1]  # the push killed after its rename, now recorded
     [recorded] = [e for e in serving_timeline(chaos["instance"]) if e["serving_version"] == 1]
-    assert recorded["event"] == "push recorded after the fact" and killed.run_id in recorded["reason"]
+    assert recorded["event"] == "push recorded after the fact" and recorded["run_id"] == killed.run_id
+    assert recorded["time"] == read_push_record(serving_dir, 1)["pushed_at"]  # when it reached disk, not the repair
 
     rerun = training_run(chaos)
     assert rerun.returncode == 0, rerun.stderr[-3000:]
     assert list_versions(serving_dir) == [1]  # the same model is not pushed again as version 2
     [push] = chaos["instance"].get_latest_materialization_events([_key("pushed_model")]).values()
     metadata = push.asset_materialization.metadata
-    assert metadata["version"].value == 1 and metadata["event"].value == "no new version: this model is version 1"
+    assert metadata["version"].value == 1
+    assert metadata["event"].value == f"already pushed by run {killed.run_id} as version 1"
     assert_event_log_matches_disk(chaos)
 
 
