@@ -1,7 +1,8 @@
 """ExampleGen's input -> trainpipe's landing folder and days: `input_base` and the split patterns of `input_config`
 (with TFX's `{SPAN}`, `{VERSION}`, `{YYYY}`/`{MM}`/`{DD}` specs) are matched against the files; each file becomes
 `<name>_<day>.csv` in the landing folder (a symbolic link, the file is not copied). A date spec gives the day; spans
-become consecutive days ending at the day of the newest file; a folder without spans is one day, that day."""
+become consecutive days ending at the day of the newest file; a folder without spans is one day, that day
+(yesterday at the latest: the last daily partition)."""
 
 from __future__ import annotations
 
@@ -87,6 +88,7 @@ def land(files: list[InputFile], where: str) -> Landing:
     notes = []
     files = _latest_versions(files)
     newest = max(dt.datetime.fromtimestamp(f.path.stat().st_mtime, dt.timezone.utc).date() for f in files)
+    newest = min(newest, dt.datetime.now(dt.timezone.utc).date() - dt.timedelta(days=1))  # daily partitions end there
     spans = sorted({f.span for f in files if f.span is not None})
     if spans:
         for f in files:
