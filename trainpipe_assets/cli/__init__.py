@@ -30,7 +30,8 @@ def main(argv: list[str] | None = None) -> int:
         from trainpipe_assets.cli import console
         from trainpipe_assets.core.settings import default_home
 
-        print(f"log (TensorFlow, Dagster events, tracebacks): {console.quiet(args.command, default_home())}")
+        home = getattr(args, "home", None) or default_home()  # run-tfx --home: its log goes there too
+        print(f"log (TensorFlow, Dagster events, tracebacks): {console.quiet(args.command, home)}")
     from trainpipe_assets.cli.runs import Stopped
 
     try:
