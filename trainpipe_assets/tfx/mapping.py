@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from trainpipe_assets.tfx import dsl
+from trainpipe_assets.tfx import dsl_nodes
 from trainpipe_assets.tfx.map_deploy import map_deploy, map_pipeline_level
 from trainpipe_assets.tfx.map_eval import map_eval_config, map_slicing_spec
 from trainpipe_assets.tfx.map_inputs import InputError, Landing, find_inputs, land
@@ -68,9 +68,9 @@ def _with_upstream(components) -> list:
 
 def _check_unsupported(nodes, m: Mapped, errors: list) -> None:
     for node in nodes:
-        if isinstance(node, dsl.CustomComponent):
+        if isinstance(node, dsl_nodes.CustomComponent):
             consumers = [n for n in nodes if any(c.producer is node for c in n.inputs.values())
-                         and not isinstance(n, dsl.CustomComponent)]
+                         and not isinstance(n, dsl_nodes.CustomComponent)]
             what = f"{node.KIND} component {node.id}"
             if consumers:
                 errors.append(f"{where(node)}: the {what} is not run by trainpipe, and "
@@ -81,7 +81,7 @@ def _check_unsupported(nodes, m: Mapped, errors: list) -> None:
         elif kind(node) in ("ExampleDiff", "DistributionValidator"):
             m.warnings.append(f"{where(node)}: {kind(node)} is not run; the statistics asset's skew and drift "
                               "tables (StatisticsGen) and example_anomalies (ExampleValidator) run instead")
-        elif isinstance(node, dsl.Resolver):
+        elif isinstance(node, dsl_nodes.Resolver):
             strategy = node.strategy_name
             if strategy in ("LatestBlessedModelStrategy", "LatestBlessedModelResolver"):
                 m.lines.append(f"{node.id} ({strategy}) -> the Evaluator's baseline is the model serving now "
@@ -91,7 +91,7 @@ def _check_unsupported(nodes, m: Mapped, errors: list) -> None:
                                   "(window_days, the days ending at the latest) is used instead")
             else:
                 m.warnings.append(f"{where(node)}: resolver {strategy} is not run (its channels are not used)")
-        elif isinstance(node, dsl.Importer):
+        elif isinstance(node, dsl_nodes.Importer):
             m.warnings.append(f"{where(node)}: the Importer of {node.source_uri} is not run; what reads it uses "
                               "trainpipe's own asset instead")
 

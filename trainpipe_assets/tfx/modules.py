@@ -38,7 +38,7 @@ def install_tfx() -> bool:
     if getattr(sys.modules.get("tfx"), "__trainpipe_complete__", False):
         return True
     from trainpipe_assets.module.api import DataAccessor, FnArgs, TrainerFnArgs, TunerFnResult
-    from trainpipe_assets.tfx import dsl, protos, runners
+    from trainpipe_assets.tfx import dsl, dsl_nodes, protos, runners
     from trainpipe_assets.tfx.interactive import InteractiveContext, export_to_pipeline
     from trainpipe_assets.tfx.proto_utils import json_to_proto, proto_to_json
 
@@ -63,22 +63,25 @@ def install_tfx() -> bool:
     _module("tfx.dsl.components.base.base_component", BaseComponent=dsl.BaseComponent)
     _module("tfx.dsl.components.base.base_node", BaseNode=dsl.BaseNode)
     # resolvers, importer, custom components
-    _module("tfx.dsl.components.common.resolver", Resolver=dsl.Resolver, ResolverStrategy=dsl.ResolverStrategy)
-    _module("tfx.dsl.components.common.importer", Importer=dsl.Importer)
+    _module("tfx.dsl.components.common.resolver", Resolver=dsl_nodes.Resolver,
+            ResolverStrategy=dsl_nodes.ResolverStrategy)
+    _module("tfx.dsl.components.common.importer", Importer=dsl_nodes.Importer)
     _module("tfx.dsl.experimental.latest_blessed_model_resolver",
-            LatestBlessedModelResolver=dsl.LatestBlessedModelResolver)
-    _module("tfx.dsl.experimental.latest_artifacts_resolver", LatestArtifactsResolver=dsl.LatestArtifactsResolver)
+            LatestBlessedModelResolver=dsl_nodes.LatestBlessedModelResolver)
+    _module("tfx.dsl.experimental.latest_artifacts_resolver",
+            LatestArtifactsResolver=dsl_nodes.LatestArtifactsResolver)
     _module("tfx.dsl.input_resolution.strategies.latest_blessed_model_strategy",
-            LatestBlessedModelStrategy=dsl.LatestBlessedModelStrategy)
+            LatestBlessedModelStrategy=dsl_nodes.LatestBlessedModelStrategy)
     _module("tfx.dsl.input_resolution.strategies.latest_artifact_strategy",
-            LatestArtifactStrategy=dsl.LatestArtifactStrategy)
-    _module("tfx.dsl.input_resolution.strategies.span_range_strategy", SpanRangeStrategy=dsl.SpanRangeStrategy)
+            LatestArtifactStrategy=dsl_nodes.LatestArtifactStrategy)
+    _module("tfx.dsl.input_resolution.strategies.span_range_strategy",
+            SpanRangeStrategy=dsl_nodes.SpanRangeStrategy)
     annotations = {n: _Annotation(n) for n in ("InputArtifact", "OutputArtifact", "Parameter", "OutputDict",
                                                 "BeamComponentParameter", "AsyncOutputArtifact")}
     _module("tfx.dsl.component.experimental.annotations", **annotations)
-    _module("tfx.dsl.component.experimental.decorators", component=dsl.component)
+    _module("tfx.dsl.component.experimental.decorators", component=dsl_nodes.component)
     _module("tfx.dsl.component.experimental.container_component",
-            create_container_component=dsl.create_container_component)
+            create_container_component=dsl_nodes.create_container_component)
     _module("tfx.dsl.component.experimental.placeholders", InputValuePlaceholder=str, InputUriPlaceholder=str,
             OutputUriPlaceholder=str)
     # orchestration
@@ -112,17 +115,17 @@ def install_tfx() -> bool:
 
 
 def _install_v1(fn, standard, artifacts, annotations, interactive_context) -> None:
-    from trainpipe_assets.tfx import dsl, protos, runners
+    from trainpipe_assets.tfx import dsl, dsl_nodes, protos, runners
 
     public = {k: v for k, v in standard.items() if k not in ("FileBasedExampleGen", "ModelValidator")}
     _module("tfx.v1.components", **public, **fn)
-    _module("tfx.v1.dsl", Pipeline=dsl.Pipeline, Resolver=dsl.Resolver, Channel=dsl.Channel,
-            Importer=dsl.Importer, Artifact=dsl.Artifact)
-    _module("tfx.v1.dsl.components", component=dsl.component, **annotations)
-    _module("tfx.v1.dsl.experimental", LatestBlessedModelStrategy=dsl.LatestBlessedModelStrategy,
-            LatestArtifactStrategy=dsl.LatestArtifactStrategy, SpanRangeStrategy=dsl.SpanRangeStrategy,
-            ResolverStrategy=dsl.ResolverStrategy, RuntimeParameter=dsl.RuntimeParameter,
-            create_container_component=dsl.create_container_component)
+    _module("tfx.v1.dsl", Pipeline=dsl.Pipeline, Resolver=dsl_nodes.Resolver, Channel=dsl.Channel,
+            Importer=dsl_nodes.Importer, Artifact=dsl.Artifact)
+    _module("tfx.v1.dsl.components", component=dsl_nodes.component, **annotations)
+    _module("tfx.v1.dsl.experimental", LatestBlessedModelStrategy=dsl_nodes.LatestBlessedModelStrategy,
+            LatestArtifactStrategy=dsl_nodes.LatestArtifactStrategy, SpanRangeStrategy=dsl_nodes.SpanRangeStrategy,
+            ResolverStrategy=dsl_nodes.ResolverStrategy, RuntimeParameter=dsl.RuntimeParameter,
+            create_container_component=dsl_nodes.create_container_component)
     _module("tfx.v1.orchestration", LocalDagRunner=runners.LocalDagRunner)
     _module("tfx.v1.orchestration.metadata", sqlite_metadata_connection_config=dsl.sqlite_metadata_connection_config)
     _module("tfx.v1.orchestration.experimental", KubeflowV2DagRunner=runners.KubeflowV2DagRunner,
