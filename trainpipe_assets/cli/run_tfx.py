@@ -22,25 +22,31 @@ def _user_line(error: BaseException, path: Path) -> str:
     return f"{frame.filename}, line {frame.lineno}" if frame else str(path)
 
 
-def _options_after_file(args: argparse.Namespace) -> None:
+class _OptionsAfterFile(argparse.Action):
     """`FILE --home DIR --export-config F -- flags`: the command's options may follow FILE; the file's flags
-    come after `--` (argparse hands everything after FILE over as one remainder)."""
-    rest = list(args.flags)
-    ours, flags = (rest[: rest.index("--")], rest[rest.index("--") + 1:]) if "--" in rest else ([], rest)
-    parser = argparse.ArgumentParser(prog="trainpipe run-tfx FILE", add_help=False)
-    parser.add_argument("--home")
-    parser.add_argument("--export-config")
-    parser.add_argument("--verbose", action="store_true")
-    parsed = parser.parse_args(ours)
-    args.home = parsed.home or args.home
-    args.export_config = parsed.export_config or args.export_config
-    args.flags = flags
+    come after `--` (argparse hands everything after FILE over as one remainder). Without `--`, the command's own
+    options are taken out wherever they are and the rest are the file's flags. Done while the command line is
+    parsed, so that `--home` and `--verbose` after FILE also decide where the log goes."""
+
+    def __call__(self, parser, namespace, values, option_string=None) -> None:
+        rest = list(values)
+        ours = argparse.ArgumentParser(prog="trainpipe run-tfx FILE", add_help=False, allow_abbrev=False)
+        ours.add_argument("--home")
+        ours.add_argument("--export-config")
+        ours.add_argument("--verbose", action="store_true")
+        if "--" in rest:
+            parsed, flags = ours.parse_args(rest[: rest.index("--")]), rest[rest.index("--") + 1:]
+        else:
+            parsed, flags = ours.parse_known_args(rest)
+        namespace.home = parsed.home or getattr(namespace, "home", None)
+        namespace.export_config = parsed.export_config or getattr(namespace, "export_config", None)
+        namespace.verbose = parsed.verbose or getattr(namespace, "verbose", False)
+        namespace.flags = flags
 
 
 def run(args: argparse.Namespace) -> int:
     from trainpipe_assets.cli.console import error
 
-    _options_after_file(args)
     path = Path(args.file).resolve()
     if not path.is_file():
         raise ValueError(f"{args.file} does not exist")
@@ -88,6 +94,7 @@ def register(sub) -> None:
     p.add_argument("file", help="a pipeline .py (run as __main__) or an .ipynb notebook")
     p.add_argument("--home", help="TRAINPIPE_HOME for this pipeline (default: $TRAINPIPE_HOME or .trainpipe)")
     p.add_argument("--export-config", help="also write the settings file made from the pipeline here")
-    p.add_argument("flags", nargs=argparse.REMAINDER, help="-- then the file's own flags")
+    p.add_argument("flags", nargs=argparse.REMAINDER, action=_OptionsAfterFile,
+                   help="the file's own flags (after --, or any not this command's)")
     add_verbose(p)
     p.set_defaults(func=run)

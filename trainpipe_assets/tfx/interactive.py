@@ -6,7 +6,6 @@ run over the days, the training assets as one training_job run for the latest da
 
 from __future__ import annotations
 
-import types
 from pathlib import Path
 
 from trainpipe_assets.tfx import dsl
@@ -17,6 +16,18 @@ OUTPUT_ASSETS = {  # (component kind, output key) -> asset whose folder is the a
     "best_hyperparameters": "best_hyperparameters", "model": "trained_model", "model_run": "trained_model",
     "evaluation": "model_evaluation", "pushed_model": "pushed_model", "inference_result": "batch_predictions",
 }
+
+
+class ExecutionResult:
+    """What context.run returns (TFX's ExecutionResult): the component, whether its run succeeded, its outputs."""
+
+    def __init__(self, component, succeeded: bool):
+        self.component, self.component_id, self.succeeded = component, component.id, succeeded
+        self.outputs = component.outputs
+
+    def __repr__(self) -> str:
+        return f"ExecutionResult(component_id={self.component_id!r}, succeeded={self.succeeded}, " \
+               f"outputs={sorted(self.outputs)})"
 
 
 class InteractiveContext:
@@ -70,8 +81,7 @@ class InteractiveContext:
             self.ran.update(todo)
             for node in todo:
                 self._fill_outputs(node)
-        return types.SimpleNamespace(component=component, component_id=component.id, succeeded=ok,
-                                     outputs=component.outputs)
+        return ExecutionResult(component, ok)
 
     def _launch(self, ingest, ingest_order, training, training_order, batch, enable_cache) -> bool:
         from dagster import DagsterInstance

@@ -19,11 +19,14 @@ from trainpipe_assets.data.sample_data import write_days
 PIPELINES = Path(__file__).parent / "pipelines"
 
 
+def clean_env() -> dict:
+    return {k: v for k, v in os.environ.items() if k not in ("TRAINPIPE_CONFIG", "DAGSTER_HOME", "TRAINPIPE_HOME")}
+
+
 def run_tfx(tmp: Path, pipeline: str, *flags: str, home: Path) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if k not in ("TRAINPIPE_CONFIG", "DAGSTER_HOME")}
     command = [sys.executable, "-m", "trainpipe_assets.cli", "run-tfx", str(PIPELINES / pipeline), "--home", str(home),
                "--", *flags]
-    return subprocess.run(command, cwd=tmp, env=env, capture_output=True, text=True, timeout=900)
+    return subprocess.run(command, cwd=tmp, env=clean_env(), capture_output=True, text=True, timeout=900)
 
 
 def evaluation_metadata(home: Path) -> dict:
