@@ -18,6 +18,7 @@ from starlette.applications import Starlette
 
 from trainpipe_assets.serving.app import rest_app
 from trainpipe_assets.serving.dataplane import DataPlane
+from trainpipe_assets.serving.model_config import parse_version_policy
 from trainpipe_assets.serving.model_store import ModelStore
 from trainpipe_assets.serving.options import ServeOptions, options_from_args
 from trainpipe_assets.serving.registry import ModelRegistry
@@ -29,7 +30,8 @@ def build_registry(options: ServeOptions) -> ModelRegistry:
     if options.model_config_file:
         return ModelRegistry.from_config_file(Path(options.model_config_file))
     labels = Path(options.labels_file) if options.labels_file else None
-    return ModelRegistry([ModelStore(options.model_name, Path(options.model_base_path or "."), labels)])
+    policy = parse_version_policy(options.model_version_policy)
+    return ModelRegistry([ModelStore(options.model_name, Path(options.model_base_path or "."), labels, policy)])
 
 
 def build_capture(options: ServeOptions):

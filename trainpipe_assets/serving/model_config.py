@@ -14,7 +14,8 @@
 What is wrong in a file is a ValueError naming the file and the line (a syntax error or unknown field) or the model
 and field (a base_path that is not a folder, a name used twice, an unsupported platform). A relative base_path is
 taken from the current directory, as TF Serving takes it. Without model_version_policy a model serves its latest
-version (TF Serving's default); the one-model shortcut (--model-name/--model-base-path) loads all versions instead."""
+version (TF Serving's default), as the one-model shortcut does (--model-name/--model-base-path, whose
+--model-version-policy takes the same policies as one flag: parse_version_policy)."""
 
 from __future__ import annotations
 
@@ -48,6 +49,28 @@ class VersionPolicy:
 
 ALL_VERSIONS = VersionPolicy("all")
 LATEST_VERSION = VersionPolicy("latest", 1)  # TF Serving's default
+
+
+def parse_version_policy(text: str) -> VersionPolicy:
+    """--model-version-policy: `latest:N`, `all` or `specific:1,3` (TF Serving's policies, as one flag); a
+    ValueError says what is accepted."""
+    from trainpipe_assets.core.serving_layout import parse_version
+
+    kind, _, rest = text.strip().partition(":")
+    usage = f"--model-version-policy {text!r}: expected latest:N (N at least 1), all, or specific:V1,V2,..."
+    if kind == "all" and not rest:
+        return ALL_VERSIONS
+    if kind == "latest":
+        n = parse_version(rest or "1")
+        if not n:
+            raise ValueError(usage)
+        return VersionPolicy("latest", n)
+    if kind == "specific":
+        versions = [parse_version(v.strip()) for v in rest.split(",")]
+        if not rest or None in versions:
+            raise ValueError(usage)
+        return VersionPolicy("specific", versions=tuple(sorted(set(versions))))
+    raise ValueError(usage)
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,9 @@
 """The versions a server holds: loaded and warmed up before they serve, swapped in one assignment, the old one kept
 when a new one fails to load. Follows TF Serving's layout, the rollback pin, a labels file (or labels from the model
-config file) and a version policy (which versions on disk to load: all, the latest N or specific ones).
+config file) and a version policy (which versions on disk to load: all, the latest N or specific ones); a version
+that is pinned or carries a label is loaded too, whatever the policy, so rollback and labels keep working with only
+what serves in memory. A version unloaded releases its memory: the store drops its last reference and collects the
+reference cycles TensorFlow's loaded objects form, then hands the freed heap back to the system (release_memory).
 
 The pin and the labels file are read by refresh() (the watch thread), never by a request: requests read the values
 kept in memory. A file that cannot be read or parsed is kept as an error (pin_error, labels_error, for /healthz),
@@ -10,6 +13,8 @@ read since the server started is there nothing to fall back on: see pin_problem(
 
 from __future__ import annotations
 
+import ctypes
+import gc
 import json
 import logging
 import threading
@@ -18,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
-from trainpipe_assets.core.serving_layout import PIN_FILE, list_versions, read_pin
+from trainpipe_assets.core.serving_layout import PIN_FILE, parse_version, read_pin, version_folders
 from trainpipe_assets.serving.model_config import ALL_VERSIONS, VersionPolicy
 
 
@@ -71,16 +76,29 @@ def read_labels(path: Path) -> dict[str, int]:
     if not isinstance(labels, dict):
         raise ValueError(f"{path}: must be a JSON object {{label: version}}, is {type(labels).__name__}")
     for label, version in labels.items():
-        if not (isinstance(version, int) and not isinstance(version, bool) and version >= 0) and not (
-            isinstance(version, str) and version.isdigit()
-        ):
+        number = version if isinstance(version, int) and not isinstance(version, bool) else None
+        number = parse_version(str(number) if number is not None else version)
+        if number is None:
             raise ValueError(f"{path}: label {label!r} must name a version number, names {json.dumps(version)[:50]}")
-    return {k: int(v) for k, v in labels.items()}
+        labels[label] = number
+    return labels
+
+
+def release_memory() -> None:
+    """Collect the reference cycles an unloaded version leaves (a loaded SavedModel's objects and functions refer
+    to each other, so dropping the last reference does not free them) and give the freed heap back to the system:
+    glibc keeps freed memory in its arenas, so resident memory would keep each unloaded version's high-water mark."""
+    gc.collect()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc: the memory is free for the process to reuse, just not returned
+        pass
 
 
 class ModelStore:
-    """`policy` decides which versions on disk are loaded (all of them by default); a version the rollback pin names
-    is loaded whatever the policy, so a pin is never silently ignored. `labels` (from a model config file) stand in
+    """`policy` decides which versions on disk are loaded (all of them by default here; `trainpipe serve` passes
+    --model-version-policy, latest 1 unless told); a version the rollback pin or a label names is loaded whatever the
+    policy, so a pin or label is never silently ignored. `labels` (from a model config file) stand in
     for a labels file."""
 
     def __init__(
@@ -97,6 +115,7 @@ class ModelStore:
         self.errors: dict[int, str] = {}
         self.refreshed = False  # refresh() has run once: what can be loaded is (a version, or errors)
         self._failed_at: dict[int, float] = {}
+        self._collect = 0  # refreshes left that release memory: set when versions are unloaded
         self._lock = threading.Lock()
         # The pin and labels as last read well (None: not yet), and what is wrong with the files now (None: nothing).
         self._pin: tuple[Optional[int]] | None = None
@@ -107,7 +126,7 @@ class ModelStore:
     def _load(self, version: int) -> LoadedVersion:
         import tensorflow as tf
 
-        path = self.base / str(version)
+        path = self.base / str(version)  # the folder's name is str(version): parse_version refuses leading zeros
         model = tf.saved_model.load(str(path))
         if "serving_default" not in model.signatures:
             raise ValueError(f"version {version} has no serving_default signature")
@@ -126,7 +145,7 @@ class ModelStore:
         reported, skipped, and retried after `retry_failed_after` seconds (it may have failed for want of memory).
         A version that fails counts as absent for the policy, so `latest 1` keeps the version before it serving."""
         self.read_files()
-        on_disk = set(list_versions(self.base))
+        on_disk = set(version_folders(self.base))
         loaded = dict(self._versions)
         now = time.time()
         errors = {
@@ -134,9 +153,9 @@ class ModelStore:
             for v, e in self.errors.items()
             if v in on_disk and now - self._failed_at.get(v, now) < retry_failed_after
         }
+        self._failed_at = {v: t for v, t in self._failed_at.items() if v in errors}
         while True:  # each pass loads or fails at least one version, so this ends
-            pinned = {self._pin[0]} & on_disk if self._pin else set()
-            wanted = self.policy.select(on_disk - set(errors)) | pinned
+            wanted = self.policy.select(on_disk - set(errors)) | (self.kept() & on_disk)
             missing = sorted(wanted - set(loaded) - set(errors))
             if not missing:
                 break
@@ -147,12 +166,23 @@ class ModelStore:
                     errors[version] = f"{type(e).__name__}: {e}"
                     self._failed_at[version] = now
                 self.read_files()  # a load may take minutes: do not leave a rollback waiting for all of them
-        for version in set(loaded) - wanted:
+        unloaded = set(loaded) - wanted
+        for version in unloaded:
             del loaded[version]
         with self._lock:
             self._versions = loaded  # one assignment: requests see the old dict or the new one
             self.errors = errors  # the same for the errors /healthz reports
         self.refreshed = True
+        if unloaded:  # now, and at the next refresh, once requests that still held the version are done
+            self._collect = 2
+        if self._collect:
+            self._collect -= 1
+            release_memory()
+
+    def kept(self) -> set[int]:
+        """Versions loaded whatever the policy: the one pinned and those a label names (as last read well)."""
+        pinned = {self._pin[0]} if self._pin and self._pin[0] is not None else set()
+        return pinned | set((self._labels or {}).values())
 
     def versions(self) -> dict[int, LoadedVersion]:
         return self._versions

@@ -44,7 +44,8 @@ class GrpcOptions:
 @dataclass(frozen=True)
 class ServeOptions:
     """Everything `trainpipe serve` was asked for. The models: `model_config_file` (several, reread every
-    config_poll_seconds if more than 0), else `model_name` at `model_base_path` with every version and `labels_file`.
+    config_poll_seconds if more than 0), else `model_name` at `model_base_path` with `model_version_policy` (plus
+    the versions pinned or labelled) and `labels_file`.
     `listen_fd`: a --workers worker's inherited listening socket (then the gRPC port is shared by SO_REUSEPORT)."""
 
     model_name: Optional[str] = None
@@ -52,6 +53,7 @@ class ServeOptions:
     labels_file: Optional[str] = None
     model_config_file: Optional[str] = None
     config_poll_seconds: float = 0.0
+    model_version_policy: str = "latest:1"  # the one model's: latest:N, all or specific:V1,V2 (model_config.py)
     host: str = "127.0.0.1"
     port: int = 8501
     poll_seconds: float = 2.0
@@ -100,8 +102,13 @@ class ServeOptions:
 def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--model-name",
-        help="the one model to serve, with --model-base-path: EVERY version under it is loaded (not TF Serving's "
-        "latest 1) and the PINNED rollback file is honoured, which `trainpipe rollback` and labels rely on",
+        help="the one model to serve, with --model-base-path: the versions --model-version-policy picks are loaded, "
+        "plus the one the PINNED rollback file names and those --labels-file names, so rollback and labels work",
+    )
+    parser.add_argument(
+        "--model-version-policy",
+        help="which versions of --model-name's base path to load, as TF Serving's model_version_policy: latest:N "
+        "(the newest N), all, or specific:1,3; default latest:1. A pinned or labelled version is loaded too",
     )
     parser.add_argument("--model-base-path", help="the model's folder of <version>/ SavedModels (TF Serving's layout)")
     parser.add_argument(
@@ -207,11 +214,13 @@ def true_or_false(value: str) -> bool:
 def options_from_args(args: argparse.Namespace) -> ServeOptions:
     """The arguments checked (a ValueError says which is wrong; a model config file is parsed, so a bad one names
     its file and line) and read into a ServeOptions."""
+    policy = getattr(args, "model_version_policy", None)
     if args.model_config_file:
-        if args.model_name or args.model_base_path or args.labels_file:
+        if args.model_name or args.model_base_path or args.labels_file or policy:
             raise ValueError(
                 f"--model-config-file {args.model_config_file} lists the models: give it without --model-name, "
-                "--model-base-path and --labels-file (version_labels go in the file)"
+                "--model-base-path, --labels-file and --model-version-policy (version_labels and "
+                "model_version_policy go in the file)"
             )
         from trainpipe_assets.serving.model_config import read_model_config
 
@@ -220,6 +229,10 @@ def options_from_args(args: argparse.Namespace) -> ServeOptions:
         raise ValueError("give --model-name and --model-base-path, or --model-config-file")
     elif not Path(args.model_base_path).is_dir():
         raise ValueError(f"--model-base-path {args.model_base_path} is not a folder")
+    if policy:
+        from trainpipe_assets.serving.model_config import parse_version_policy
+
+        parse_version_policy(policy)  # a ValueError says what is accepted
     if args.model_config_file_poll_wait_seconds < 0:
         raise ValueError("--model-config-file-poll-wait-seconds must be at least 0")
     if not 0 <= args.grpc_port <= 65535 or (args.grpc_port and args.grpc_port == args.port):
@@ -248,6 +261,7 @@ def options_from_args(args: argparse.Namespace) -> ServeOptions:
         model_base_path=args.model_base_path and str(args.model_base_path),
         labels_file=args.labels_file and str(args.labels_file),
         model_config_file=args.model_config_file and str(args.model_config_file),
+        model_version_policy=getattr(args, "model_version_policy", None) or "latest:1",
         config_poll_seconds=args.model_config_file_poll_wait_seconds,
         host=args.host,
         port=args.port,

@@ -24,7 +24,8 @@ def garbled(pipeline, tmp_path_factory):
     (base / "PINNED").write_text("abc\n")
     labels = base.parent / "labels.json"
     labels.write_text(json.dumps({"stable": "one"}))
-    server = Server(base, "--poll-seconds", "0.5", "--labels-file", str(labels))
+    # every version: a pin never read well names none to load beside the latest (--model-version-policy latest:1)
+    server = Server(base, "--poll-seconds", "0.5", "--labels-file", str(labels), "--model-version-policy", "all")
     try:  # not wait_healthy: /healthz is under test here
         wait_for(lambda: http_json(f"{server.root}/v1/models/trips_model/versions/2")[0] == 200, "version 2 loaded")
         examples = read_records([str(pipeline["home"] / "artifacts/examples" / DAYS[0] / "Split-eval" / "*.gz")])[:2]
