@@ -70,10 +70,28 @@ def build_app(models: ModelRegistry | ModelStore, options: ServeOptions = ServeO
         finally:
             if server is not None:  # its threads wait for answers from this loop: it must keep running meanwhile
                 await asyncio.to_thread(server.stop(grace=5).wait)
-            # here, not after uvicorn returns: on SIGTERM it re-raises the signal and dies
+            # here, with the server's own shutdown: written out before the process ends, however it is ended
             await asyncio.to_thread(plane.close)
 
     return rest_app(plane, lifespan)
+
+
+def _clean_exit_server(config):
+    import uvicorn
+
+    class CleanExitServer(uvicorn.Server):
+        """uvicorn's server, except that a shutdown on SIGTERM or SIGINT returns: uvicorn re-raises the signal once
+        it has shut down, so the process would end by it (status 143) after its clean shutdown, not with 0."""
+
+        @contextlib.contextmanager
+        def capture_signals(self):
+            with super().capture_signals():
+                try:
+                    yield
+                finally:
+                    self._captured_signals.clear()  # what uvicorn (0.55) raises again on the way out
+
+    return CleanExitServer(config)
 
 
 def serve(options: ServeOptions, registry: Optional[ModelRegistry] = None) -> None:
@@ -93,7 +111,7 @@ def serve(options: ServeOptions, registry: Optional[ModelRegistry] = None) -> No
         log_level="warning",
         http=guarded_protocol(limits.header_timeout_seconds, limits.body_timeout_seconds),
     )
-    server = uvicorn.Server(config)
+    server = _clean_exit_server(config)
     sock = None if options.listen_fd is None else socket.socket(fileno=options.listen_fd)
     try:
         server.run(sockets=[sock] if sock else None)

@@ -58,18 +58,24 @@ def parse_predict(loaded: LoadedVersion, body: dict, max_rows: Optional[int] = N
         if not isinstance(instances, list) or not instances:
             raise ApiError(400, f"'instances' must be a non-empty array, is {json_type(instances)}")
         check_rows("instances", len(instances), max_rows)
-        instances = decode_b64(instances)
-        if len(specs) == 1 and not (isinstance(instances[0], dict) and set(instances[0]) == set(specs)):
+        instances = decode_b64(instances)  # {"b64": ...} is a value, not an object of inputs, from here on
+        if len(specs) == 1 and not isinstance(instances[0], dict):
             columns = {next(iter(specs)): instances}
         else:
             if not all(isinstance(i, dict) for i in instances):
-                raise ApiError(400, f"each instance must be an object with inputs {sorted(specs)}")
-            columns = {k: [i.get(k) for i in instances] for k in specs}
+                raise ApiError(400, f"each instance must be an object {{input: value}}; {takes(name, specs)}")
+            for i, instance in enumerate(instances):
+                check_names(instance, "instances", name, specs)
+                missing = [k for k in specs if k not in instance]
+                if missing:
+                    raise ApiError(400, f"instance {i} has no input {missing[0]!r}; {takes(name, specs)}")
+            columns = {k: [i[k] for i in instances] for k in specs}
     else:
         inputs = decode_b64(body["inputs"])
         if not isinstance(inputs, dict) and len(specs) != 1:
-            raise ApiError(400, f"'inputs' must be an object {{input: value}} for inputs {sorted(specs)}")
+            raise ApiError(400, f"'inputs' must be an object {{input: value}}; {takes(name, specs)}")
         columns = inputs if isinstance(inputs, dict) else {next(iter(specs)): inputs}
+        check_names(columns, "inputs", name, specs)
         for key, value in columns.items():
             if isinstance(value, list):
                 check_rows(f"rows of input {key!r}", len(value), max_rows)
@@ -82,17 +88,46 @@ def parse_predict(loaded: LoadedVersion, body: dict, max_rows: Optional[int] = N
     return Call(loaded, name, "inputs" in body, columns, rows)
 
 
+def takes(name: str, specs: dict) -> str:
+    """What a signature takes, e.g. "signature 'serving_default' takes 'examples'", for errors naming it."""
+    names = [repr(k) for k in specs]
+    listed = names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+    return f"signature {name!r} takes {listed}"
+
+
+def check_names(given: dict, where: str, name: str, specs: dict) -> None:
+    """A 400 for an input the signature does not take: "unknown input 'w' in instances; signature ... takes ..."."""
+    unknown = [k for k in given if k not in specs]
+    if unknown:
+        raise ApiError(400, f"unknown input {str(unknown[0])[:100]!r} in {where}; {takes(name, specs)}")
+
+
 def _invoke(loaded: LoadedVersion, signature_name: str, columns: dict[str, Any]) -> dict:
     """The signature call (on a worker thread): numpy outputs, or a 400 for inputs the signature rejects."""
     import tensorflow as tf
 
     signature = loaded.model.signatures[signature_name]
     specs = signature.structured_input_signature[1]
+    tensors = {}
+    for key, spec in specs.items():
+        try:
+            tensors[key] = tf.constant(columns[key], dtype=spec.dtype)
+        except (ValueError, TypeError) as e:  # TF's message repeats the values (raw bytes, cut off): say the input's
+            shape = [d if d is not None else -1 for d in spec.shape.as_list()] if spec.shape.rank is not None else "?"
+            wanted = f"input {key!r} of signature {signature_name!r} takes {spec.dtype.name} of shape {shape}"
+            raise ApiError(400, f"{wanted}; cannot convert its value: {type(e).__name__}: {_value_error(e)}")
     try:
-        tensors = {k: tf.constant(columns[k], dtype=specs[k].dtype) for k in specs}
         return {k: v.numpy() for k, v in signature(**tensors).items()}
     except (ValueError, TypeError, tf.errors.InvalidArgumentError) as e:
         raise ApiError(400, f"{type(e).__name__}: {_error_line(e)}")
+
+
+def _value_error(e: Exception) -> str:
+    """A conversion error without the value TF repeats in it ("Attempt to convert a value ({...}) with ...")."""
+    text = _error_line(e)
+    if text.startswith("Attempt to convert a value ("):
+        return "a value" + text[text.rfind(") with ") + 1 :][:200] if ") with " in text else "a value it cannot take"
+    return text[:200]
 
 
 def _error_line(e: Exception) -> str:
