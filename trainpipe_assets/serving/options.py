@@ -15,12 +15,24 @@ from typing import Optional
 
 @dataclass(frozen=True)
 class Limits:
-    """What one request may ask: body size, seconds to send the body (and headers, see timeouts.py), rows."""
+    """What one request may ask: body size, seconds to send the body (and headers, see timeouts.py), rows, the
+    size of its headers, and the memory its inputs take once decoded (None: DECODED_PER_BODY_BYTE x max_body_bytes)."""
 
     max_body_bytes: int = 10 << 20
     max_instances: int = 10_000
     body_timeout_seconds: float = 30.0
     header_timeout_seconds: float = 30.0
+    max_header_bytes: int = 64 << 10
+    max_decoded_bytes: Optional[int] = None
+
+    @property
+    def decoded_bytes(self) -> int:
+        return self.max_decoded_bytes or DECODED_PER_BODY_BYTE * self.max_body_bytes
+
+
+# A tensor carried element by element in a message decodes into at most this many bytes per byte of message (an empty
+# string: 2 bytes on the wire, 32 decoded); only a shape claiming more elements than the message carries goes over.
+DECODED_PER_BODY_BYTE = 16
 
 
 @dataclass(frozen=True)
@@ -62,6 +74,7 @@ class ServeOptions:
     batching: Optional[BatchingOptions] = field(default_factory=BatchingOptions)  # None: --disable-batching
     capture_dir: Optional[str] = None
     capture_sampling_rate: float = 1.0
+    capture_file_mode: int = 0o600  # folders get x where the files get r (0o600 -> 0o700)
     workers: int = 1
     listen_fd: Optional[int] = None
 
@@ -146,6 +159,25 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
         "--capture-sampling-rate",
         type=float,
         help="the share of requests recorded, 0 to 1 (default 1 with --capture-dir)",
+    )
+    parser.add_argument(
+        "--capture-file-mode",
+        type=lambda text: int(text, 8),
+        help="permissions of capture files, octal (default 0600: they hold whole requests; folders 0700); e.g. 0640 "
+        "lets the group read them (folders 0750)",
+    )
+    parser.add_argument(
+        "--max-header-bytes",
+        type=int,
+        default=64 << 10,
+        help="the largest request line and headers of a REST request, in bytes (default 65536); more is a 431",
+    )
+    parser.add_argument(
+        "--max-decoded-bytes",
+        type=int,
+        help="the memory the inputs of one request may take once decoded, as their declared shape x element size (a "
+        "string: its length + 32), checked before anything is allocated; more is a 400 / INVALID_ARGUMENT (default "
+        f"{DECODED_PER_BODY_BYTE} x --max-body-bytes: only a tensor claiming more elements than it carries goes over)",
     )
     parser.add_argument(
         "--max-body-bytes",
@@ -250,6 +282,14 @@ def options_from_args(args: argparse.Namespace) -> ServeOptions:
         )
     if args.max_body_bytes < 1 or args.max_instances_per_request < 1 or args.workers < 1:
         raise ValueError("--max-body-bytes, --max-instances-per-request and --workers must be at least 1")
+    mode, decoded = getattr(args, "capture_file_mode", None), getattr(args, "max_decoded_bytes", None)
+    if mode is not None and (not args.capture_dir or mode & ~0o666 or not mode & 0o600 == 0o600):
+        raise ValueError(
+            "--capture-file-mode must be an octal mode within 0666 with owner rw (e.g. 0640), and needs --capture-dir"
+        )
+    header_bytes = getattr(args, "max_header_bytes", None) or Limits.max_header_bytes
+    if header_bytes < 1024 or (decoded is not None and decoded < 1):
+        raise ValueError("--max-header-bytes must be at least 1024, --max-decoded-bytes at least 1")
     if args.header_timeout_seconds <= 0 or args.body_timeout_seconds <= 0:
         raise ValueError("--header-timeout-seconds and --body-timeout-seconds must be more than 0")
     batching = None
@@ -268,10 +308,16 @@ def options_from_args(args: argparse.Namespace) -> ServeOptions:
         poll_seconds=args.poll_seconds,
         grpc_port=args.grpc_port,
         limits=Limits(
-            args.max_body_bytes, args.max_instances_per_request, args.body_timeout_seconds, args.header_timeout_seconds
+            args.max_body_bytes,
+            args.max_instances_per_request,
+            args.body_timeout_seconds,
+            args.header_timeout_seconds,
+            header_bytes,
+            decoded,
         ),
         batching=batching,
         capture_dir=args.capture_dir and str(args.capture_dir),
         capture_sampling_rate=1.0 if rate is None else rate,
+        capture_file_mode=0o600 if mode is None else mode,
         workers=args.workers,
     )
