@@ -77,14 +77,51 @@ def test_a_second_run_reuses_cached_steps_and_evaluates_against_the_first_push(v
     assert sorted(p.name for p in (v1_run["tmp"] / "serving" / "trips").iterdir()) == ["1"]
 
 
-def test_1x_paths_pipeline_with_beam_import_schema_and_infra_validator(v1_run, tmp_path):
+def test_the_pushed_model_is_served_from_the_push_destination(v1_run):
+    """`trainpipe serve` on the Pusher's base_directory, asked as a client asks: raw eval examples through :predict."""
+    import base64
+
+    from trainpipe_assets.core.example_reader import read_records
+    from trainpipe_assets.serving.client import http_json
+    from trainpipe_assets_tests.serving.helpers import Server, wait_healthy
+
+    assert v1_run["first"].returncode == 0, "the pipeline ran"
+    split_eval = sorted((v1_run["tmp"] / "home" / "artifacts" / "examples").glob("*/Split-eval"))[-1]
+    records = read_records([str(split_eval / "*.gz")], limit=4)
+    server = Server(v1_run["tmp"] / "serving" / "trips", name="trips")
+    try:
+        wait_healthy(server)
+        body = {"instances": [{"b64": base64.b64encode(r).decode()} for r in records]}
+        status, answer = http_json(f"{server.root}/v1/models/trips:predict", body)
+        assert status == 200, answer
+        predictions = answer["predictions"]
+        assert len(predictions) == 4 and all(0.0 <= float(p[0]) <= 1.0 for p in predictions), predictions
+        status, answer = http_json(f"{server.root}/v1/models/trips")
+        assert status == 200 and answer["model_version_status"][0]["version"] == "1", answer
+    finally:
+        server.stop()
+
+
+def transformed_label_module(path: Path) -> Path:
+    """The sample module with its label transformed as TFX's taxi module transforms it: preprocessing_fn outputs
+    big_tipper_xf, and the Trainer reads that as the label."""
+    text = DEFAULT_MODULE_FILE.read_text()
+    for old, new in (("outputs[LABEL_KEY] = ", "outputs[transformed_name(LABEL_KEY)] = "),
+                     ("label_key=LABEL_KEY)", "label_key=transformed_name(LABEL_KEY))")):
+        assert text.count(old) == 1, old
+        text = text.replace(old, new)
+    path.write_text(text)
+    return path
+
+
+def test_1x_paths_pipeline_with_beam_import_schema_infra_validator_and_a_transformed_label(v1_run, tmp_path):
     [schema] = (v1_run["tmp"] / "home" / "artifacts" / "schema").glob("*/schema.pbtxt")
     write_days(tmp_path / "data", 1, 240, end=dt.date(2024, 3, 5), seed=4)
     for f in (tmp_path / "data").iterdir():  # a folder without spans: TFX's examples name their file data.csv
         f.rename(f.with_name("data.csv"))
     serving = tmp_path / "serving" / "trips_beam"
-    flags = (f"--data={tmp_path / 'data'}", f"--schema={schema}", f"--serving={serving}",
-             f"--module={DEFAULT_MODULE_FILE}")
+    module = transformed_label_module(tmp_path / "taxi_like_module.py")
+    flags = (f"--data={tmp_path / 'data'}", f"--schema={schema}", f"--serving={serving}", f"--module={module}")
     result = run_tfx(tmp_path, "beam_1x_pipeline.py", *flags, home=tmp_path / "home")
     out = result.stdout
     assert "no span or date in the pattern: the folder is one day" in out, out[-3000:]
@@ -93,6 +130,13 @@ def test_1x_paths_pipeline_with_beam_import_schema_and_infra_validator(v1_run, t
     assert "['--runner=DataflowRunner'] are not served on this machine" in out
     assert "'mode': 'LOAD_AND_QUERY'" in out and "'num_examples': 3" in out and "'num_tries': 2" in out
     assert "evaluation.slices: ['company']" in out
+    # the transformed label: the raw label_key from the module's LABEL_KEY, the evaluation's from the EvalConfig
+    assert "label big_tipper_xf through ['transform_features'] -> evaluation.label_key: big_tipper_xf" in out
+    settings = (tmp_path / "home" / "trips_beam.trainpipe.yaml").read_text()
+    assert "label_key: big_tipper_xf" in settings and "label_key: big_tipper\n" in settings
+    evaluation = evaluation_metadata(tmp_path / "home")
+    assert evaluation["label"] == "big_tipper_xf (transformed, from big_tipper)", evaluation.get("label")
+    assert evaluation["eval_examples"] > 50
     # lower_bound 0.99 on binary_accuracy: a 30-step model is not blessed, and nothing is pushed
     assert "model_evaluation: blessed=False" in out, out[-3000:]
     assert "check model_blessed: FAILED" in out

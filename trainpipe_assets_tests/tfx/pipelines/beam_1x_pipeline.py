@@ -1,5 +1,7 @@
 """A pipeline in TFX 1.x's module paths, as 13 of TFX's own examples write it: BeamDagRunner, ImportSchemaGen,
-trainer_pb2/pusher_pb2, a LatestBlessedModelResolver, InfraValidator. Flags: --data --schema --serving --module."""
+trainer_pb2/pusher_pb2, a LatestBlessedModelResolver, InfraValidator, and an EvalConfig whose label is the transformed
+big_tipper_xf (preprocessing_function_names, as TFX's taxi example's label is). Flags: --data --schema --serving
+--module."""
 import os
 
 import absl.app
@@ -51,7 +53,8 @@ def _create_pipeline(pipeline_name, pipeline_root, data_root, schema_file, modul
         strategy_class=latest_blessed_model_resolver.LatestBlessedModelResolver,
         model=Channel(type=Model), model_blessing=Channel(type=ModelBlessing)).with_id("latest_blessed_model_resolver")
     eval_config = tfma.EvalConfig(
-        model_specs=[tfma.ModelSpec(signature_name="serving_default", label_key="big_tipper")],
+        model_specs=[tfma.ModelSpec(signature_name="serving_default", label_key="big_tipper_xf",
+                                    preprocessing_function_names=["transform_features"])],
         slicing_specs=[tfma.SlicingSpec(), tfma.SlicingSpec(feature_keys=["company"])],
         metrics_specs=[tfma.MetricsSpec(
             thresholds={"binary_accuracy": tfma.config.MetricThreshold(
