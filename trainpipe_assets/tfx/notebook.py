@@ -1,8 +1,8 @@
 """Running an .ipynb as Jupyter would, without Jupyter: the code cells in order in one namespace, with the notebook's
 folder as the working directory. `%%writefile [-a] FILE` cells write their file (`{expression}` and `$name` in FILE
 expanded as IPython expands them, e.g. `%%writefile {_module_file}`); `%load_ext trainpipe_assets.tfx` is honoured
-(the stand-ins are already in); `!` shell lines and other magics are skipped with one note each; the value of a
-cell's last expression is printed as Jupyter shows it; `display(x)` prints."""
+(the stand-ins are already in); `!` shell lines and other magics are skipped with one note each (`x = !cmd` gives
+an empty list); the value of a cell's last expression is printed as Jupyter shows it; `display(x)` prints."""
 
 from __future__ import annotations
 
@@ -51,13 +51,20 @@ def _line_magic(stripped: str, where: str) -> None:
     print(f"note: {where}: skipped {words[0]!r} ({stripped[:60]})")
 
 
+ASSIGNED = re.compile(r"^(\s*[A-Za-z_][\w, ]*=\s*)([!%].*)$")  # files = !ls, out = %timeit -o f()
+
+
 def _strip_magics(code: str, number: int, path: Path) -> str:
     kept = []
     for i, line in enumerate(code.splitlines(), 1):
         stripped = line.strip()
+        assigned = ASSIGNED.match(line)
         if stripped.startswith(("!", "%")):
             _line_magic(stripped, f"{path.name} cell {number} line {i}")
             kept.append(line[: len(line) - len(line.lstrip())] + "pass")
+        elif assigned:
+            _line_magic(assigned.group(2).strip(), f"{path.name} cell {number} line {i}")
+            kept.append(assigned.group(1) + "[]  # " + assigned.group(2))  # IPython's SList, empty
         else:
             kept.append(line)
     return "\n".join(kept)

@@ -173,3 +173,33 @@ def test_load_ext_line_serves_tfx_without_ipython(tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     assert "trainpipe: stand-ins for tfx, tensorflow_model_analysis" in result.stdout
     assert "EVAL y" in result.stdout
+
+
+def test_notebook_cells_as_jupyter_runs_them(tmp_path, capsys):
+    """The notebook runner alone (no pipeline): appending %%writefile -a with $name, assigned shell output, a cell's
+    last value, and an error located at its cell and line."""
+    from trainpipe_assets.tfx.notebook import run_notebook
+
+    path = tmp_path / "nb" / "scratch.ipynb"
+    path.parent.mkdir()
+    path.write_text(notebook(
+        ("code", "name = 'notes.txt'\nfiles = !ls -la\n"),
+        ("code", "%%writefile $name\nfirst\n"),
+        ("code", "%%writefile -a {name}\nsecond\n"),
+        ("code", "print('FILES', files)\nlen(open(name).read().splitlines())\n"),
+        ("code", "x = 1\nraise KeyError('in the notebook')\n"),
+    ))
+    try:
+        run_notebook(path)
+    except KeyError as e:
+        import traceback
+
+        where = traceback.extract_tb(e.__traceback__)[-1]
+        assert where.filename == f"{path}#cell5" and where.lineno == 2
+    else:
+        raise AssertionError("the cell's error propagates")
+    out = capsys.readouterr().out
+    assert (path.parent / "notes.txt").read_text() == "first\nsecond\n"
+    assert "scratch.ipynb cell 1 line 2: skipped '!ls'" in out
+    assert "cell 2: wrote notes.txt" in out and "cell 3: appended to notes.txt" in out
+    assert "FILES []\n2\n" in out  # the last expression's value, as Jupyter's Out[4]
