@@ -16,6 +16,7 @@ client's x-request-id header, else a new one) is sent back in the x-request-id h
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import re
@@ -23,17 +24,27 @@ import time
 from typing import Optional
 
 from prometheus_client import CONTENT_TYPE_LATEST
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.registry import Collector
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from trainpipe_assets.serving.capture import REQUEST_ID_HEADER, RawJSON
-from trainpipe_assets.serving.codec import ApiError, ApiJSONResponse, read_json, serialize_example
+from trainpipe_assets.serving.capture import REQUEST_ID_HEADER, Capture, RawJSON, checked_request_id
+from trainpipe_assets.serving.codec import (
+    OFFLOAD_BYTES,
+    ApiError,
+    ApiJSONResponse,
+    check_columns,
+    read_json,
+    serialize_example,
+)
 from trainpipe_assets.serving.dataplane import DataPlane, ExamplesCall
 from trainpipe_assets.serving.messages import metadata_json, status_json
 from trainpipe_assets.serving.model_store import LoadedVersion
 from trainpipe_assets.serving.predict import (
+    Call,
     check_method,
     examples_json,
     parse_examples,
@@ -55,10 +66,24 @@ def _named(match: re.Match) -> tuple[str, Optional[int], Optional[str]]:
     return match["name"], int(match["version"]) if match["version"] else None, match["label"]
 
 
+def _checked_predict(loaded: LoadedVersion, body: dict, limits, body_bytes: int) -> Call:
+    """The :predict body parsed and its columns checked against the signature and the limits (codec.check_columns)
+    before the model call makes tensors of them."""
+    call = parse_predict(loaded, body, limits.max_instances)
+    check_columns(
+        loaded.model.signatures[call.signature_name].structured_input_signature[1], call.columns, body_bytes, limits
+    )
+    return call
+
+
 async def _inference(plane: DataPlane, request: Request, loaded: LoadedVersion, body: dict, method: str) -> dict:
     max_rows = plane.limits.max_instances
     if method == "predict":
-        call = parse_predict(loaded, body, max_rows)
+        size = len(request.state.raw_body)
+        if size > OFFLOAD_BYTES:  # a large body's b64 decoding and checks on a thread, not on the event loop
+            call = await asyncio.to_thread(_checked_predict, loaded, body, plane.limits, size)
+        else:
+            call = _checked_predict(loaded, body, plane.limits, size)
         return predict_response(call, await plane.predict(call))
     name = signature_name(body)
     check_method(loaded, name, method)
@@ -88,7 +113,7 @@ def rest_routes(plane: DataPlane) -> list[Route]:
                 route = suffix.lstrip(":") or "post"
                 if suffix not in (":predict", ":classify", ":regress"):
                     raise ApiError(404, f"no such route: POST {request.url.path}")
-                request_id = plane.request_id(request.headers.get(REQUEST_ID_HEADER))
+                request_id = plane.request_id(checked_request_id(request.headers.get(REQUEST_ID_HEADER)))
                 headers = {REQUEST_ID_HEADER: request_id} if request_id else None
                 body = await read_json(request, plane.limits.max_body_bytes, plane.limits.body_timeout_seconds)
                 loaded = plane.resolve(*_named(match))
@@ -124,16 +149,45 @@ def rest_routes(plane: DataPlane) -> list[Route]:
         """200 while every model has a version loaded, with what the pin picks and any problem (see
         ModelRegistry.health). Reads only what the stores hold in memory, so it cannot fail on a file."""
         ready, body = plane.health()
+        if plane.capture is not None:  # a capture losing lines degrades the server, which still answers
+            capture = plane.capture.health()
+            if capture["capture"] != "ok" and body.get("status") == "ok":
+                body = {**body, "status": "degraded"}
+            body = {**body, **capture}
         return ApiJSONResponse({**body, "pid": os.getpid()}, status_code=200 if ready else 503)
 
     async def prometheus(request: Request):
         return Response(plane.render_metrics(), media_type=CONTENT_TYPE_LATEST)
 
+    if plane.capture is not None:
+        plane.metrics.registry.register(_CaptureHealth(plane.capture))
     return [
         Route("/v1/models/{rest:path}", models, methods=["GET", "POST"]),
         Route("/healthz", healthz),
         Route("/metrics", prometheus),
     ]
+
+
+class _CaptureHealth(Collector):
+    """trainpipe_capture_degraded (1 while capture writes lose lines) and trainpipe_capture_write_failed_total."""
+
+    def __init__(self, capture: Capture):
+        self.capture = capture
+
+    def describe(self):
+        return []
+
+    def collect(self):
+        yield GaugeMetricFamily(
+            "trainpipe_capture_degraded",
+            "1 while the traffic capture's writes lose lines (a full disk, a file size limit), else 0",
+            value=1 if self.capture.error else 0,
+        )
+        yield CounterMetricFamily(
+            "trainpipe_capture_write_failed",
+            "captured requests the disk refused (dropped whole: the files stay at line boundaries)",
+            value=self.capture.write_failed,
+        )
 
 
 def rest_app(plane: DataPlane, lifespan=None) -> Starlette:

@@ -31,6 +31,7 @@ from typing import Any, Callable, Optional
 from trainpipe_assets.serving.capture_files import _DayFile, read_day, recover  # noqa: F401 (read_day: for readers)
 
 REQUEST_ID_HEADER = "x-request-id"
+MAX_REQUEST_ID_CHARS = 256  # a longer x-request-id is refused (400 / INVALID_ARGUMENT), never echoed or captured
 BATCH_LINES = 1000  # lines written per write() call at most
 GATHER_SECONDS = 0.1  # after a write of fewer lines, the writer waits this long for more (the queue holds them)
 log = logging.getLogger("trainpipe.capture")
@@ -40,6 +41,19 @@ _encode_string = json.encoder.encode_basestring_ascii
 
 def new_request_id() -> str:
     return uuid.uuid4().hex
+
+
+def checked_request_id(sent: Optional[str]) -> Optional[str]:
+    """A client's x-request-id as it is, or an ApiError (400) if it is longer than MAX_REQUEST_ID_CHARS or holds
+    anything but printable ASCII: it is echoed in a header and written into the capture."""
+    if sent is not None and (len(sent) > MAX_REQUEST_ID_CHARS or not sent.isascii() or not sent.isprintable()):
+        from trainpipe_assets.serving.codec import ApiError
+
+        raise ApiError(
+            400,
+            f"{REQUEST_ID_HEADER} must be at most {MAX_REQUEST_ID_CHARS} printable ASCII characters ({len(sent)} sent)",
+        )
+    return sent
 
 
 def utc_now() -> dt.datetime:
@@ -61,15 +75,30 @@ def _as_json_bytes(value: Any) -> bytes:
     a protobuf message (gRPC) as TF Serving's JSON with proto field names, anything else through json."""
     if isinstance(value, RawJSON):
         data = bytes(value.data)
-        data.decode("utf-8")  # a body json read in another encoding would garble the line: dropped instead
-        if b"\n" not in data and b"\r" not in data:
+        if not data.startswith(_BOM) and b"\n" not in data and b"\r" not in data and _utf8(data):
             return data
-        value = json.loads(data)  # pretty-printed: one line per request, so encode it again
+        # pretty-printed, or in another encoding the server reads as json.loads does (a UTF-8 byte-order mark,
+        # UTF-16 or -32): parsed as the server parsed it and written again, as one line of ASCII JSON
+        value = json.loads(data)
     elif hasattr(value, "DESCRIPTOR"):
         from google.protobuf import json_format
 
         value = json_format.MessageToDict(value, preserving_proto_field_name=True)
     return json.dumps(value, default=_jsonable, separators=(",", ":")).encode()
+
+
+_BOM = b"\xef\xbb\xbf"
+
+
+def _utf8(data: bytes) -> bool:
+    """Whether json.loads reads `data` as UTF-8 and it is valid UTF-8 (json reads lone surrogates that it is not)."""
+    if json.detect_encoding(data) != "utf-8":
+        return False
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 def _jsonable(value: Any) -> Any:
@@ -103,6 +132,7 @@ class Capture:
         clock: Callable[[], dt.datetime] = utc_now,
         rng: Optional[random.Random] = None,
         poll_seconds: float = 1.0,
+        file_mode: int = 0o600,
     ):
         if not 0.0 <= sampling_rate <= 1.0:
             raise ValueError(f"sampling rate must be between 0 and 1, is {sampling_rate}")
@@ -112,6 +142,9 @@ class Capture:
         self.written = 0
         self._full = 0  # dropped by record() (event loop): the queue was full, or the capture closed
         self._failed = 0  # dropped by the writer: not JSON, or the disk refused
+        self.write_failed = 0  # of those, the ones the disk refused (full, or over a size limit)
+        self.error: Optional[str] = None  # why the last write lost lines; None once a write keeps them all again
+        self.file_mode = file_mode
         self._clock, self._rng, self._poll = clock, rng or random.Random(), poll_seconds
         self._queue: queue.Queue = queue.Queue(maxsize=max_queue)
         self._token, self._files = uuid.uuid4().hex[:8], itertools.count(1)
@@ -124,6 +157,12 @@ class Capture:
     @property
     def dropped(self) -> int:
         return self._full + self._failed
+
+    def health(self) -> dict:
+        """For /healthz: `capture` "ok", or "degraded" while writes lose lines (with the error)."""
+        error = self.error
+        facts = {"capture": "degraded" if error else "ok", "capture_dropped": self.dropped}
+        return {**facts, "capture_error": error} if error else facts
 
     def sampled(self) -> bool:
         """Whether the next request is to be recorded (a draw at the sampling rate): asked before anything is copied."""
@@ -218,16 +257,27 @@ class Capture:
                 self._failed += 1
                 continue
             groups.setdefault((model, day), []).append(text)
+        errors = []
         for (model, day), lines in groups.items():
             try:
                 if (model, day) not in self._open:
                     name = f"{os.getpid()}-{self._token}-{next(self._files)}"  # never a name used before
-                    self._open[(model, day)] = _DayFile(self.directory / model, day, name)
-                self._open[(model, day)].write(b"".join(lines))
-                self.written += len(lines)
+                    self._open[(model, day)] = _DayFile(self.directory / model, day, name, self.file_mode)
+                day_file = self._open[(model, day)]
+                written = day_file.write(lines)
+                error = day_file.error
             except OSError as e:
-                log.error("capture: %d requests of %s on %s not written: %s", len(lines), model, day, e)
-                self._failed += len(lines)
+                written, error = 0, e
+            self.written += written
+            if written < len(lines):
+                self._failed += len(lines) - written
+                self.write_failed += len(lines) - written
+                errors.append(f"{len(lines) - written} requests of {model} on {day} not written: {error}")
+        if errors and self.error is None:  # logged when writes start failing, not for every batch
+            log.error("capture: %s", errors[0])
+        elif self.error and groups and not errors:
+            log.warning("capture: writing again (%d requests dropped so far)", self.dropped)
+        self.error = errors[0] if errors else None if groups else self.error
 
     def _rotate(self, today: Optional[str]) -> None:
         """Close the files of days before `today` (every file when None)."""

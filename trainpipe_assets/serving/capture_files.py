@@ -129,28 +129,57 @@ def read_day(directory: Path, model: str, day: str) -> tuple[list[dict], dict]:
     return entries, facts
 
 
+def folder_mode(file_mode: int) -> int:
+    """A capture folder's mode for its files' mode: x wherever r (0o600 -> 0o700, 0o640 -> 0o750)."""
+    return file_mode | ((file_mode & 0o444) >> 2)
+
+
 class _DayFile:
-    def __init__(self, folder: Path, day: str, name: str):
-        folder.mkdir(parents=True, exist_ok=True)
-        self.day = day
+    """The open day's `.partial` file, locked, written only in whole lines: a line that does not fit (a full disk, a
+    file size limit) is cut off again, so the file always ends at a line boundary. `mode`: the file's permissions
+    (its folder gets folder_mode(mode)); both are further narrowed by the umask."""
+
+    def __init__(self, folder: Path, day: str, name: str, mode: int = 0o600):
+        folder.parent.mkdir(parents=True, exist_ok=True, mode=folder_mode(mode))
+        folder.mkdir(exist_ok=True, mode=folder_mode(mode))
+        self.day, self.size, self.error = day, 0, None
         self.path = folder / f"{day}.{name}.jsonl{PARTIAL}"
         # Locked before it has its name, so no other process's recovery ever takes it for a dead writer's file.
         creating = folder / f".{self.path.name}.creating"
-        self.handle = open(creating, "ab")
+        fd = os.open(creating, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, mode)
+        self.handle = os.fdopen(fd, "ab", buffering=0)
         if not _try_lock(self.handle):  # a name of its own: only a bug could make this happen
             self.handle.close()
             raise OSError(f"{creating} is locked by another writer")
         os.rename(creating, self.path)
 
-    def write(self, data: bytes) -> None:
-        self.handle.write(data)
-        self.handle.flush()
+    def write(self, lines: list[bytes]) -> int:
+        """Append whole lines (all in one write, else line by line when that fails); returns how many were written.
+        `error` is the last write's error (None once everything fitted)."""
+        self.error = None
+        if self._append(b"".join(lines)):
+            return len(lines)
+        written = sum(self._append(line) for line in lines)
+        if written == len(lines):
+            self.error = None
+        return written
+
+    def _append(self, data: bytes) -> bool:
+        view = memoryview(data)
+        try:
+            while view:
+                view = view[os.write(self.handle.fileno(), view) :]
+        except OSError as e:
+            self.error = e
+            os.ftruncate(self.handle.fileno(), self.size)  # the cut line goes: the file ends where it did
+            return False
+        self.size += len(data)
+        return True
 
     def close(self) -> Path:
         """fsync, rename to the closed name while still holding the lock, then release it."""
         final = self.path.with_name(self.path.name[: -len(PARTIAL)])
         try:
-            self.handle.flush()
             os.fsync(self.handle.fileno())
             os.rename(self.path, final)
         finally:

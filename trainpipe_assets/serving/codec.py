@@ -9,12 +9,16 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-from typing import Any
+import math
+from typing import Any, Optional, Sequence
 
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse
 
 MAX_JSON_DEPTH = 100
+OFFLOAD_BYTES = 64 << 10  # bodies larger than this are parsed and checked on a thread, not on the event loop
+STRING_OVERHEAD = 32  # bytes a decoded string element takes besides its own: TF's tstring (24) and a pointer (8)
+JSON_ELEMENT_BYTES = 2  # the least an element takes in a JSON body ("0,")
 
 
 class ApiError(Exception):
@@ -148,8 +152,8 @@ async def read_json(request: Request, max_body_bytes: int, timeout_seconds: floa
         raise ApiError(400, "the client disconnected before sending the whole body") from None
     too_deep = ApiError(400, f"JSON nested deeper than {MAX_JSON_DEPTH} levels")
     request.state.raw_body = raw  # for the capture, which writes the body as it came
-    try:
-        body = json.loads(raw)
+    try:  # a large body is parsed on a thread: the event loop keeps answering others meanwhile
+        body = json.loads(raw) if len(raw) <= OFFLOAD_BYTES else await asyncio.to_thread(json.loads, raw)
     except RecursionError:  # nested deeper than the parser's own limit (about 1000 levels)
         raise too_deep from None
     except ValueError as e:
@@ -160,3 +164,76 @@ async def read_json(request: Request, max_body_bytes: int, timeout_seconds: floa
     if raw.count(b"[") + raw.count(b"{") > MAX_JSON_DEPTH and nested_deeper_than(body, MAX_JSON_DEPTH):
         raise too_deep
     return body
+
+
+# Bounded decoding, shared by REST (check_columns) and gRPC (tensors.py): a request's inputs are checked against the
+# signature's rank and dimensions and against the element and decoded-byte limits before any array is made of them.
+
+
+def check_shape(key: str, dims: Sequence[int], expected: Optional[Sequence[Optional[int]]]) -> None:
+    """A 400 unless `dims` has the rank and the known dimensions of the signature's `expected` (None: any shape)."""
+    if expected is None:
+        return
+    if len(dims) != len(expected) or any(e is not None and e != d for d, e in zip(dims, expected)):
+        wanted = [-1 if e is None else e for e in expected]
+        raise ApiError(400, f"input {key!r} has shape {list(dims)}, the signature takes {wanted} (rank {len(wanted)})")
+
+
+def check_elements(key: str, dims: Sequence[int], elements: int, per_element: int, max_body_bytes: int) -> None:
+    """A 400 if the shape claims more elements than a body (message) of --max-body-bytes can carry."""
+    if elements * per_element > max_body_bytes:
+        raise ApiError(
+            400,
+            f"input {key!r} of shape {list(dims)} claims {elements} elements, over the limit of "
+            f"{max_body_bytes // per_element} that a request of at most {max_body_bytes} bytes can carry "
+            "(--max-body-bytes)",
+        )
+
+
+class DecodedBytes:
+    """The memory one request's inputs take once decoded, counted input by input against --max-decoded-bytes."""
+
+    def __init__(self, limit: int):
+        self.limit, self.total = limit, 0
+
+    def add(self, key: str, dims: Sequence[int], size: int) -> None:
+        self.total += size
+        if self.total > self.limit:
+            raise ApiError(
+                400,
+                f"input {key!r} of shape {list(dims)} would take {size} bytes decoded, the request {self.total}, "
+                f"over the limit of {self.limit} bytes (--max-decoded-bytes)",
+            )
+
+
+def json_shape(value: Any) -> tuple[list[int], Any]:
+    """The shape of a JSON value (lists of lists) read along its first elements, and its first leaf: what the
+    checks need, without a walk over every element (a ragged value is refused later, by the signature call)."""
+    dims = []
+    while isinstance(value, list):
+        dims.append(len(value))
+        if not value:
+            return dims, None
+        value = value[0]
+    return dims, value
+
+
+def check_columns(specs: dict, columns: dict, body_bytes: int, limits) -> None:
+    """A REST request's columns (JSON values, bytes decoded) checked against the signature's `specs` (TensorSpecs):
+    the kind of value (strings for a string input, numbers otherwise), rank and dimensions, elements and the memory
+    they take decoded (a string: at most the body's bytes, plus STRING_OVERHEAD each). A 400 naming input and limit."""
+    decoded = DecodedBytes(limits.decoded_bytes)
+    strings_counted = False
+    for key, spec in specs.items():
+        dims, leaf = json_shape(columns[key])
+        is_string = spec.dtype.name == "string"
+        if leaf is not None and isinstance(leaf, (str, bytes)) != is_string:
+            raise ApiError(400, f"input {key!r} expects {spec.dtype.name} but {json_type(leaf)} is given")
+        rank = spec.shape.rank
+        check_shape(key, dims, None if rank is None else spec.shape.as_list())
+        elements = math.prod(dims)
+        check_elements(key, dims, elements, JSON_ELEMENT_BYTES, limits.max_body_bytes)
+        item = STRING_OVERHEAD if is_string else max(spec.dtype.size, 1)
+        size = elements * item + (0 if strings_counted or not is_string else body_bytes)
+        strings_counted = strings_counted or is_string
+        decoded.add(key, dims, size)

@@ -24,10 +24,10 @@ import grpc
 import tensorflow  # noqa: F401  (before TF Serving's protos: imported first, they hit a circular import in TF's)
 from tensorflow_serving.apis import model_service_pb2_grpc, prediction_service_pb2_grpc
 
-from trainpipe_assets.serving.capture import REQUEST_ID_HEADER
-from trainpipe_assets.serving.codec import ApiError
+from trainpipe_assets.serving.capture import REQUEST_ID_HEADER, checked_request_id
+from trainpipe_assets.serving.codec import OFFLOAD_BYTES, ApiError
 from trainpipe_assets.serving.dataplane import DataPlane, ExamplesCall
-from trainpipe_assets.serving.tensors import decode_predict, examples_response, serialized_examples
+from trainpipe_assets.serving.tensors import declared_elements, decode_predict, examples_response, serialized_examples
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +40,9 @@ GRPC_CODES = {
     500: grpc.StatusCode.INTERNAL,
     503: grpc.StatusCode.UNAVAILABLE,
 }
+OFFLOAD_ELEMENTS = (
+    4096  # a request claiming more elements than this (or larger than OFFLOAD_BYTES) is decoded on a thread
+)
 RECORDED = {"Predict": "predict", "Classify": "classify", "Regress": "regress"}
 
 
@@ -67,11 +70,11 @@ class _Service:
         for key, value in context.invocation_metadata() or ():
             if key == REQUEST_ID_HEADER:
                 sent = value
-        request_id = plane.request_id(sent and str(sent))
-        if request_id:  # trailing, not initial, metadata: initial metadata first costs an extra operation per call
-            context.set_trailing_metadata(((REQUEST_ID_HEADER, request_id),))
         code, message = grpc.StatusCode.OK, ""
         try:
+            request_id = plane.request_id(checked_request_id(sent and str(sent)))  # a bad one is neither echoed
+            if request_id:  # trailing, not initial, metadata: initial metadata costs an extra operation per call
+                context.set_trailing_metadata(((REQUEST_ID_HEADER, request_id),))
             response, loaded = await handle()
         except ApiError as e:
             code, message = GRPC_CODES.get(e.status, grpc.StatusCode.UNKNOWN), e.message
@@ -94,8 +97,10 @@ class PredictionService(_Service, prediction_service_pb2_grpc.PredictionServiceS
         async def handle():
             plane = self.plane
             loaded = plane.resolve(*named(request.model_spec))
-            limits = plane.limits
-            call = decode_predict(loaded, request, limits.max_instances, limits.max_body_bytes)
+            if declared_elements(request) > OFFLOAD_ELEMENTS or request.ByteSize() > OFFLOAD_BYTES:
+                call = await asyncio.to_thread(decode_predict, loaded, request, plane.limits)  # off the loop
+            else:
+                call = decode_predict(loaded, request, plane.limits)
             return await plane.predict(call), loaded
 
         return await self._serve("Predict", request, context, handle)

@@ -39,7 +39,7 @@ def build_capture(options: ServeOptions):
         return None
     from trainpipe_assets.serving.capture import Capture
 
-    return Capture(Path(options.capture_dir), options.capture_sampling_rate)
+    return Capture(Path(options.capture_dir), options.capture_sampling_rate, file_mode=options.capture_file_mode)
 
 
 def grpc_threads(options: ServeOptions) -> int:
@@ -109,7 +109,7 @@ def serve(options: ServeOptions, registry: Optional[ModelRegistry] = None) -> No
         host=options.host,
         port=options.port,
         log_level="warning",
-        http=guarded_protocol(limits.header_timeout_seconds, limits.body_timeout_seconds),
+        http=guarded_protocol(limits.header_timeout_seconds, limits.body_timeout_seconds, limits.max_header_bytes),
     )
     server = _clean_exit_server(config)
     sock = None if options.listen_fd is None else socket.socket(fileno=options.listen_fd)

@@ -3,12 +3,16 @@ numpy (tf.make_ndarray on the whole tensor, never a Python loop over elements), 
 PredictResponse (tf.make_tensor_proto, on the worker thread), and a Classify/Regress request's Input as serialized
 tf.Examples.
 
-A TensorProto's shape is checked before it is decoded, as its size is the client's to claim: tf.make_ndarray fills a
-tensor whose values are fewer than its shape says by repeating the last one, so a message of a few bytes could ask
-for gigabytes. A negative dimension or a dtype that is not TensorFlow's is INVALID_ARGUMENT naming the input; more
-rows than --max-instances-per-request, or more elements than the largest message a client may send (--max-body-bytes)
-could carry (each element takes its dtype's size on the wire, a string at least 2 bytes), RESOURCE_EXHAUSTED naming
-the input: so no tensor decodes into more than a few times the memory of the largest message."""
+A TensorProto is checked before it is decoded, as its size is the client's to claim: tf.make_ndarray (and TensorFlow
+itself, once the array is fed) fills a tensor whose values are fewer than its shape says by repeating the last one, so
+a message of a few bytes could ask for gigabytes. In order, each a 400 / INVALID_ARGUMENT naming the input (TF
+Serving answers a tensor it cannot parse with INVALID_ARGUMENT): a dtype that is not TensorFlow's, or not the
+signature's; a negative dimension; a rank or a known dimension other than the signature's; more elements than a
+message of --max-body-bytes could carry (each element takes its dtype's size on the wire, a string at least 2 bytes);
+more memory decoded than --max-decoded-bytes (declared shape x element size, counted over the request's inputs; a
+string takes its length, the last one's for the repeated ones, plus codec.STRING_OVERHEAD). More rows than
+--max-instances-per-request stays the 413 / RESOURCE_EXHAUSTED of predict.check_rows, as for REST. Only then is an
+array made, on a thread when the request is large (see grpc_service)."""
 
 from __future__ import annotations
 
@@ -19,14 +23,15 @@ import numpy as np
 import tensorflow as tf
 from tensorflow.core.framework import types_pb2
 
-from trainpipe_assets.serving.codec import ApiError
+from trainpipe_assets.serving.codec import STRING_OVERHEAD, ApiError, DecodedBytes, check_elements, check_shape
 from trainpipe_assets.serving.messages import fill_model_spec
 from trainpipe_assets.serving.model_store import LoadedVersion
+from trainpipe_assets.serving.options import Limits
 from trainpipe_assets.serving.predict import Call, check_rows
 
 STRING_WIRE_BYTES = 2  # the least a string element takes in a message: its tag and length
 _KNOWN = frozenset(v for v in types_pb2.DataType.values() if v != types_pb2.DT_INVALID)
-_WIRE_BYTES: dict[int, int] = {}  # dtype enum -> the least bytes an element takes on the wire
+_SIZES: dict[int, tuple[int, int]] = {}  # dtype enum -> (least bytes an element takes on the wire, bytes decoded)
 
 
 def to_ndarray(proto, dtype: tf.DType, dims: list[int], elements: int) -> np.ndarray:
@@ -43,37 +48,56 @@ def to_ndarray(proto, dtype: tf.DType, dims: list[int], elements: int) -> np.nda
     return tf.make_ndarray(proto)
 
 
-def tensor_size(key: str, proto, max_rows: Optional[int], max_bytes: Optional[int]) -> tuple[list[int], int]:
-    """(dims, elements) of a TensorProto, checked before anything is allocated."""
+def _sizes(key: str, dtype: int) -> tuple[int, int]:
+    sizes = _SIZES.get(dtype)
+    if sizes is None:
+        if dtype == types_pb2.DT_STRING:
+            sizes = (STRING_WIRE_BYTES, STRING_OVERHEAD)
+        else:
+            try:
+                size = max(tf.dtypes.as_dtype(dtype).size, 1)
+            except TypeError:  # a dtype numpy cannot hold
+                raise ApiError(400, f"input {key!r} has an unsupported dtype {dtype}") from None
+            sizes = (size, size)
+        _SIZES[dtype] = sizes
+    return sizes
+
+
+def check_tensor(key: str, proto, spec, limits: Limits, decoded: DecodedBytes) -> tuple[list[int], int]:
+    """(dims, elements) of an input's TensorProto, checked against its signature `spec` (a TensorSpec) and `limits`
+    before anything is allocated (see above); `decoded` counts the request's decoded bytes."""
+    if proto.dtype not in _KNOWN:
+        raise ApiError(400, f"input {key!r} has an unknown dtype {proto.dtype}")
+    if proto.dtype != spec.dtype.as_datatype_enum:
+        given = tf.dtypes.as_dtype(proto.dtype).name
+        raise ApiError(400, f"input {key!r} expects {spec.dtype.name} but {given} is provided")
     dims = [d.size for d in proto.tensor_shape.dim]
     negative = [d for d in dims if d < 0]
     if negative:
         raise ApiError(400, f"input {key!r} has a negative dimension {negative[0]} in its shape {dims}")
-    if proto.dtype not in _KNOWN:
-        raise ApiError(400, f"input {key!r} has an unknown dtype {proto.dtype}")
+    check_shape(key, dims, None if spec.shape.rank is None else spec.shape.as_list())
     if dims:
-        check_rows(f"rows of input {key!r}", dims[0], max_rows)
+        check_rows(f"rows of input {key!r}", dims[0], limits.max_instances)
     elements = math.prod(dims)  # a Python int: no overflow however large the dims
-    if max_bytes is not None:
-        item = _WIRE_BYTES.get(proto.dtype)
-        if item is None:
-            try:
-                item = tf.dtypes.as_dtype(proto.dtype).size if proto.dtype != types_pb2.DT_STRING else STRING_WIRE_BYTES
-            except TypeError:  # a dtype numpy cannot hold
-                raise ApiError(400, f"input {key!r} has an unsupported dtype {proto.dtype}") from None
-            item = _WIRE_BYTES[proto.dtype] = max(item, 1)
-        if elements * item > max_bytes:
-            raise ApiError(
-                413,
-                f"input {key!r} of shape {dims} claims {elements} elements, more than a message of at most "
-                f"{max_bytes} bytes (--max-body-bytes) can carry",
-            )
+    wire, item = _sizes(key, proto.dtype)
+    check_elements(key, dims, elements, wire, limits.max_body_bytes)
+    size = elements * item
+    if proto.dtype == types_pb2.DT_STRING and elements:
+        carried = len(proto.string_val)  # their bytes are within the message's; the rest repeat the last one
+        size += proto.ByteSize() + (max(elements - carried, 0) * len(proto.string_val[-1]) if carried else 0)
+    decoded.add(key, dims, size)
     return dims, elements
 
 
-def decode_predict(loaded: LoadedVersion, request, max_rows: Optional[int], max_bytes: Optional[int] = None) -> Call:
-    """A PredictRequest checked as TF Serving checks it (the signature's inputs exactly, each of its dtype) into a
-    Call whose answer is a PredictResponse."""
+def declared_elements(request) -> int:
+    """The elements a PredictRequest's shapes claim (negative dimensions count as 0): cheap, for deciding where to
+    decode it."""
+    return sum(math.prod(max(d.size, 0) for d in t.tensor_shape.dim) for t in request.inputs.values())
+
+
+def decode_predict(loaded: LoadedVersion, request, limits: Limits) -> Call:
+    """A PredictRequest checked as TF Serving checks it (the signature's inputs exactly, each of its dtype and shape)
+    and within `limits` into a Call whose answer is a PredictResponse."""
     name = request.model_spec.signature_name or "serving_default"
     signatures = loaded.model.signatures
     if name not in signatures:
@@ -89,15 +113,13 @@ def decode_predict(loaded: LoadedVersion, request, max_rows: Optional[int], max_
             f"len({sorted(expected)}). Sent extra: {sorted(sent - expected)}. "
             f"Missing but required: {sorted(expected - sent)}.",
         )
+    decoded = DecodedBytes(limits.decoded_bytes)
+    sizes = {key: check_tensor(key, inputs[key], spec, limits, decoded) for key, spec in specs.items()}
     columns, rows = {}, set()
     for key, spec in specs.items():
-        proto = inputs[key]
-        if proto.dtype != spec.dtype.as_datatype_enum:
-            given = tf.dtypes.as_dtype(proto.dtype).name if proto.dtype in _KNOWN else "DT_INVALID"
-            raise ApiError(400, f"input {key!r} expects {spec.dtype.name} but {given} is provided")
-        dims, elements = tensor_size(key, proto, max_rows, max_bytes)
+        dims, elements = sizes[key]
         try:
-            columns[key] = to_ndarray(proto, spec.dtype, dims, elements)
+            columns[key] = to_ndarray(inputs[key], spec.dtype, dims, elements)
         except (TypeError, ValueError) as e:
             raise ApiError(400, f"input {key!r} is not a valid tensor: {e}") from None
         rows.add(dims[0] if dims else -1)

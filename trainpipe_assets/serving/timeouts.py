@@ -1,4 +1,4 @@
-"""Time limits for slow or half-sent requests, which uvicorn does not have.
+"""Time and size limits for slow, half-sent or oversized requests, which uvicorn does not have.
 
 What uvicorn (0.29 to 0.54, httptools or h11) offers: `timeout_keep_alive` closes a connection idle *between*
 requests -- armed only once a response has been sent, and disarmed by any byte received. Nothing times out a
@@ -15,10 +15,15 @@ httptools has no such cap. So a client could hold a connection (and, mid-body, a
   same guard closes a connection whose request body is still incomplete `body_timeout + BODY_GRACE_SECONDS` after
   its headers, so the handler's JSON 408 comes first when it is reading.
 
-Not covered: a client that reads the *response* slowly (the answers are small, and the kernel buffers them); the
-total size of the headers under httptools (bounded only by what arrives within the header timeout); TLS handshakes
-(`trainpipe serve` speaks plain HTTP). The guard reads only the protocol's `cycle`, `transport` and `loop` and the
-cycle's `response_complete` / `response_started` / `more_body`, which both of uvicorn's HTTP/1.1 protocols have."""
+* the size of the request line and headers (httptools has no limit; h11's h11_max_incomplete_event_size answers 400):
+  the same protocol counts the bytes of each request until its blank line; past `--max-header-bytes` it writes a 431
+  with `connection: close`, reads and throws away what the client still sends for up to DISCARD_SECONDS (so the
+  client reads the 431 rather than a connection reset), and closes. The parser never sees the oversized headers.
+
+Not covered: a client that reads the *response* slowly (the answers are small, and the kernel buffers them); TLS
+handshakes (`trainpipe serve` speaks plain HTTP). The guard reads only the protocol's `cycle`, `transport` and `loop`
+and the cycle's `response_complete` / `response_started` / `more_body`, which both of uvicorn's HTTP/1.1 protocols
+have."""
 
 from __future__ import annotations
 
@@ -27,31 +32,63 @@ import json
 from typing import Any, Optional
 
 BODY_GRACE_SECONDS = 5.0
+DISCARD_SECONDS = 1.0
+HEAD_END = b"\r\n\r\n"
 
 
-def timeout_response(message: str) -> bytes:
+def timeout_response(message: str, status: str = "408 Request Timeout") -> bytes:
     body = json.dumps({"error": message}).encode()
     head = (
-        "HTTP/1.1 408 Request Timeout\r\ncontent-type: application/json\r\n"
+        f"HTTP/1.1 {status}\r\ncontent-type: application/json\r\n"
         f"content-length: {len(body)}\r\nconnection: close\r\n\r\n"
     )
     return head.encode() + body
 
 
-def guarded_protocol(header_timeout: float, body_timeout: float) -> type:
-    """uvicorn's HTTP protocol class with the header and body deadlines above; pass it as uvicorn.run(http=...)."""
+def guarded_protocol(header_timeout: float, body_timeout: float, max_header_bytes: int = 64 << 10) -> type:
+    """uvicorn's HTTP protocol class with the header and body deadlines and the header size limit above; pass it as
+    uvicorn.run(http=...)."""
     from uvicorn.protocols.http.auto import AutoHTTPProtocol
 
     class GuardedHTTPProtocol(AutoHTTPProtocol):  # type: ignore[misc, valid-type]
         _guard: Optional[tuple[asyncio.TimerHandle, Any]] = None  # the timer and the state it was armed for
+        _head_bytes = 0  # bytes of the current request's line and headers received so far
+        _head_tail = b""  # the last 3 of them: a blank line may arrive split over two reads
+        _discarding = False  # refused with a 431: what still comes is thrown away until the connection closes
 
         def connection_made(self, transport) -> None:
             super().connection_made(transport)
             self._rearm()
 
         def data_received(self, data: bytes) -> None:
+            if self._discarding:
+                return
+            cycle = self.cycle  # a new request's head is coming (not the rest of a body answered early)
+            heading = cycle is None or (cycle.response_complete and not cycle.more_body)
+            if heading and self._head_too_large(data):
+                self._refuse_head()
+                return
             super().data_received(data)
             self._rearm()
+
+        def _head_too_large(self, data: bytes) -> bool:
+            """Count `data` towards the request's line and headers; whether they are now over max_header_bytes."""
+            seen = self._head_tail + data
+            end = seen.find(HEAD_END)
+            if end < 0:
+                self._head_bytes += len(data)
+                self._head_tail = seen[-3:]
+                return self._head_bytes > max_header_bytes
+            size = self._head_bytes - len(self._head_tail) + end + len(HEAD_END)
+            self._head_bytes, self._head_tail = 0, b""  # the next request counts from its own first byte
+            return size > max_header_bytes
+
+        def _refuse_head(self) -> None:
+            self._disarm()
+            self._discarding = True
+            message = f"request headers over {max_header_bytes} bytes (--max-header-bytes)"
+            self.transport.write(timeout_response(message, "431 Request Header Fields Too Large"))
+            self.loop.call_later(DISCARD_SECONDS, self.transport.close)
 
         def connection_lost(self, exc) -> None:
             self._disarm()
