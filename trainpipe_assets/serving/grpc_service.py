@@ -7,7 +7,8 @@ tensors.py (whole tensors, no loop over elements).
 
 Errors are raised as ApiError with the REST status and sent as the gRPC code of GRPC_CODES, TF Serving's codes:
 INVALID_ARGUMENT for a bad request, NOT_FOUND for an unknown model, version or label, UNAVAILABLE while nothing is
-loaded (or the pin was never read well), RESOURCE_EXHAUSTED for too many rows or elements; a message over
+loaded (or the pin was never read well), RESOURCE_EXHAUSTED for too many rows (a tensor that claims more elements
+or decoded bytes than the limits is INVALID_ARGUMENT, see tensors.py); a message over
 --max-body-bytes is refused by gRPC itself with RESOURCE_EXHAUSTED. Each call's request id (the client's x-request-id
 metadata, else a new one when capturing) is sent back in the trailing metadata, and Predict, Classify and Regress are
 offered to the traffic capture."""
