@@ -10,7 +10,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def register(sub) -> None:
-    from trainpipe_assets.serving.options import add_serve_arguments
+    from trainpipe_assets.serving.flags import add_serve_arguments
 
     serve = sub.add_parser("serve", help="serve <base>/<version>/ SavedModels with TF Serving's REST API")
     add_serve_arguments(serve)

@@ -31,6 +31,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from trainpipe_assets.core.serving_layout import parse_version
 from trainpipe_assets.serving.capture import REQUEST_ID_HEADER, Capture, RawJSON, checked_request_id
 from trainpipe_assets.serving.codec import (
     OFFLOAD_BYTES,
@@ -56,14 +57,19 @@ from trainpipe_assets.serving.predict import (
 # One regex rather than starlette routes: starlette's {name} also matches ":predict", and a path or method that is
 # not TF Serving's must still get a JSON 404 (starlette would answer a plain-text 404 or 405).
 MODEL_PATH = re.compile(
-    r"^(?P<name>[A-Za-z0-9_.-]+)(?:/versions/(?P<version>\d+)|/labels/(?P<label>[A-Za-z0-9_.-]+))?"
+    r"^(?P<name>[A-Za-z0-9_.-]+)(?:/versions/(?P<version>[0-9]+)|/labels/(?P<label>[A-Za-z0-9_.-]+))?"
     r"(?P<suffix>/metadata|:predict|:classify|:regress)?$"
 )
 
 
 def _named(match: re.Match) -> tuple[str, Optional[int], Optional[str]]:
     """The model, version and label a path names (/versions/N, /labels/L, or neither: the one serving)."""
-    return match["name"], int(match["version"]) if match["version"] else None, match["label"]
+    version = None
+    if match["version"]:  # as TF Serving reads version folders (core/serving_layout.py): /versions/١ never matched
+        version = parse_version(match["version"])
+        if version is None:  # past int64, a leading zero, 4301 digits: no such version, never int()'s ValueError
+            raise ApiError(404, f"version {match['version'][:40]!r} of {match['name']!r} is not a version number")
+    return match["name"], version, match["label"]
 
 
 def _checked_predict(loaded: LoadedVersion, body: dict, limits, body_bytes: int) -> Call:

@@ -18,9 +18,10 @@ from starlette.applications import Starlette
 
 from trainpipe_assets.serving.app import rest_app
 from trainpipe_assets.serving.dataplane import DataPlane
+from trainpipe_assets.serving.flags import options_from_args
 from trainpipe_assets.serving.model_config import parse_version_policy
 from trainpipe_assets.serving.model_store import ModelStore
-from trainpipe_assets.serving.options import ServeOptions, options_from_args
+from trainpipe_assets.serving.options import ServeOptions
 from trainpipe_assets.serving.registry import ModelRegistry
 from trainpipe_assets.serving.workers import run_workers, worker_setup
 

@@ -10,8 +10,8 @@ import resource
 import signal
 import sys
 
+from trainpipe_assets.serving.flags import add_serve_arguments
 from trainpipe_assets.serving.main import serve_from_args
-from trainpipe_assets.serving.options import add_serve_arguments
 
 PR_SET_PDEATHSIG = 1
 

@@ -14,10 +14,11 @@ import pytest
 from trainpipe_assets.core.example_reader import read_records
 from trainpipe_assets.serving.batching import Batcher
 from trainpipe_assets.serving.codec import ApiError, serialize_example
+from trainpipe_assets.serving.flags import add_serve_arguments
 from trainpipe_assets.serving.main import build_app
 from trainpipe_assets.serving.metrics import Metrics
 from trainpipe_assets.serving.model_store import ModelStore
-from trainpipe_assets.serving.options import BatchingOptions, ServeOptions, add_serve_arguments
+from trainpipe_assets.serving.options import BatchingOptions, ServeOptions
 from trainpipe_assets.serving.predict import classify_or_regress, parse_predict, run_alone, run_merged
 from trainpipe_assets_tests.conftest import DAYS
 from trainpipe_assets_tests.serving.helpers import b64, sample

@@ -147,6 +147,16 @@ def test_a_wrong_input_name_is_a_400_naming_the_input_expected(ten):
     }
 
 
+def test_version_path_segments_parse_as_version_folders_do(ten):
+    """/versions/١ (an Arabic digit) once answered as version 1, and 4301 digits answered 500: both are 404 now."""
+    from urllib.parse import quote
+
+    for segment in ("\u0661", "1" * 4301, "010", "99999999999999999999"):
+        code, answer = http_json(f"{ten['model']}/versions/{quote(segment)}")  # as a client sends it
+        assert code == 404 and "error" in answer, (segment[:20], code, answer)
+    assert http_json(f"{ten['model']}/versions/{loaded(ten['model'])[0]}")[0] == 200
+
+
 def test_sigterm_ends_the_server_with_0(ten):
     server = ten["server"]
     os.kill(server.proc.pid, signal.SIGTERM)

@@ -14,10 +14,10 @@ import pytest
 from trainpipe_assets.core.example_reader import read_records
 from trainpipe_assets.serving import main
 from trainpipe_assets.serving.client import http_json
+from trainpipe_assets.serving.flags import add_serve_arguments
 from trainpipe_assets.serving.main import serve_from_args
 from trainpipe_assets.serving.model_config import LATEST_VERSION, VersionPolicy
 from trainpipe_assets.serving.model_store import ModelStore
-from trainpipe_assets.serving.options import add_serve_arguments
 from trainpipe_assets_tests.conftest import DAYS
 from trainpipe_assets_tests.serving.helpers import Server, b64, model_config, sample, save_scorer, wait_for
 
