@@ -73,6 +73,10 @@ def test_a_drifted_day_fails_its_verdict_and_the_blocking_check(pipeline):
     assert info.reason[0].type == anomalies_pb2.AnomalyInfo.ENUM_TYPE_UNEXPECTED_STRING_VALUES
     evaluation = check_evaluation(result)
     assert not evaluation.passed and day.isoformat() in evaluation.description
+    from trainpipe_assets.cli.runs import failures_of
+
+    # what a command prints: the check's verdict once, not also Dagster's DagsterAssetCheckFailedError for its step
+    assert failures_of(result) and failures_of(result, skip_checks=True) == []
     assert evaluation.metadata["failed_days"].value == {day.isoformat(): judged["description"].value}
 
 
