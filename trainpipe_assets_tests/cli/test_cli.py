@@ -181,6 +181,15 @@ def test_a_single_run_backfill_through_dagsters_cli(tmp_path):
         assert all(paths[day].endswith(f"example_anomalies/{day}") for day in paths)
 
 
+def started_step(instance) -> bool:
+    """A step of the unfinished run has started: the signal lands while a day's work is in flight."""
+    runs = [r for r in instance.get_runs(limit=1) if not r.is_finished]
+    if not runs:
+        return False
+    events = [e.dagster_event for e in instance.all_logs(runs[0].run_id) if e.is_dagster_event]
+    return any(e.event_type_value == "STEP_START" for e in events)
+
+
 def test_ingest_stops_on_a_signal_with_its_run_canceled_and_refuses_unbounded_ranges(tmp_path):
     """SIGINT or SIGTERM stops `trainpipe ingest` in the step in flight: the run is CANCELED (not failed), the command
     says which days were judged and exits 130 / 143. A range past --max-days is refused; days without data are not
@@ -191,7 +200,7 @@ def test_ingest_stops_on_a_signal_with_its_run_canceled_and_refuses_unbounded_ra
     env = {**os.environ, "TRAINPIPE_HOME": str(tmp_path / "tp"), "DAGSTER_HOME": str(tmp_path / "dagster")}
     env.pop("TRAINPIPE_CONFIG", None)
     trainpipe = str(Path(sys.executable).parent / "trainpipe")
-    simulate = [trainpipe, "simulate", "--days", "5", "--rows-per-day", "40000", "--end", "2024-03-05", "--seed", "2"]
+    simulate = [trainpipe, "simulate", "--days", "5", "--rows-per-day", "100000", "--end", "2024-03-05", "--seed", "2"]
     assert run(simulate, env).returncode == 0
     refused = run([trainpipe, "ingest", "--from", "2024-03-01", "--to", "9999-12-31"], env)
     assert refused.returncode == 2 and "is more than --max-days 366" in refused.stderr
@@ -200,11 +209,8 @@ def test_ingest_stops_on_a_signal_with_its_run_canceled_and_refuses_unbounded_ra
         process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         with DagsterInstance.from_config(str(tmp_path / "dagster")) as instance:
             deadline = time.monotonic() + 120
-            while time.monotonic() < deadline and not any(
-                r.status.value == "STARTED" for r in instance.get_runs() if not r.is_finished
-            ):
-                time.sleep(0.2)
-            time.sleep(1.0)  # inside a step
+            while time.monotonic() < deadline and not started_step(instance):
+                time.sleep(0.05)
             process.send_signal(signum)
             out, err = process.communicate(timeout=120)
             assert process.returncode == code, out + err[-2000:]
