@@ -123,3 +123,32 @@ INLINE_PNG = re.compile(r"!\[[^\]]*\]\(data:image/png;base64,([A-Za-z0-9+/=]+)\)
 def inline_pngs(markdown: str) -> list[bytes]:
     """The PNGs a markdown metadata value inlines as `![alt](data:image/png;base64,...)`."""
     return [base64.b64decode(m) for m in INLINE_PNG.findall(markdown)]
+
+
+def job_execute(job_name: str, day: str) -> list[str]:
+    """`dagster job execute` of one partition of a job, as CI and the README run it."""
+    import json
+    import sys
+
+    dagster = str(Path(sys.executable).parent / "dagster")
+    tags = json.dumps({"dagster/partition": day})
+    return [dagster, "job", "execute", "-m", "trainpipe_assets.definitions", "-j", job_name, "--tags", tags]
+
+
+def job_env(trainpipe: TrainpipeConfig, dagster_home: Path, kill_at: str | None = None) -> dict:
+    """The environment of a command on `trainpipe`'s home and settings and `dagster_home`'s instance; `kill_at`
+    sets the fault-injection point (core/faults.py), which is otherwise unset."""
+    import os
+
+    from trainpipe_assets.core.faults import KILL_AT_ENV
+
+    env = {
+        **os.environ,
+        "TRAINPIPE_HOME": trainpipe.home,
+        "TRAINPIPE_CONFIG": trainpipe.config_path,
+        "DAGSTER_HOME": str(dagster_home),
+    }
+    env.pop(KILL_AT_ENV, None)
+    if kill_at:
+        env[KILL_AT_ENV] = kill_at
+    return env

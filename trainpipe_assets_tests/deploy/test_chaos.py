@@ -5,21 +5,16 @@ PUSH.json time, and the re-run neither pushes the same model again nor records a
 by run X as version 1")."""
 
 import datetime as dt
-import json
-import os
 import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 from dagster import DagsterInstance, DagsterRunStatus
 
 from trainpipe_assets.core.event_log import current_baseline, serving_timeline
-from trainpipe_assets.core.faults import KILL_AT_ENV
 from trainpipe_assets.core.serving_layout import list_versions, read_push_record, serving_version
 from trainpipe_assets.data.sample_data import write_days
 from trainpipe_assets.definitions import build_definitions
-from trainpipe_assets_tests.helpers import make_config, run_job, write_config
+from trainpipe_assets_tests.helpers import job_env, job_execute, make_config, run_job, write_config
 
 DAYS = ["2024-03-01", "2024-03-02"]
 KILL_POINTS = ["transform", "tuning", "training", "infra_validation", "push:after_rename"]
@@ -49,28 +44,8 @@ def chaos(tmp_path_factory):
 
 
 def training_run(chaos, kill_at=None) -> subprocess.CompletedProcess:
-    env = {
-        **os.environ,
-        "TRAINPIPE_HOME": chaos["trainpipe"].home,
-        "TRAINPIPE_CONFIG": chaos["trainpipe"].config_path,
-        "DAGSTER_HOME": str(chaos["dagster_home"]),
-    }
-    env.pop(KILL_AT_ENV, None)
-    if kill_at:
-        env[KILL_AT_ENV] = kill_at
-    dagster = Path(sys.executable).parent / "dagster"
-    tags = json.dumps({"dagster/partition": DAYS[-1]})
-    command = [
-        str(dagster),
-        "job",
-        "execute",
-        "-m",
-        "trainpipe_assets.definitions",
-        "-j",
-        "training_job",
-        "--tags",
-        tags,
-    ]
+    env = job_env(chaos["trainpipe"], chaos["dagster_home"], kill_at)
+    command = job_execute("training_job", DAYS[-1])
     return subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
 
 

@@ -16,12 +16,11 @@ import pytest
 from dagster import AssetKey, DagsterInstance, DagsterRunStatus
 
 from trainpipe_assets.core.event_log import current_baseline, model_history, serving_timeline
-from trainpipe_assets.core.faults import KILL_AT_ENV
 from trainpipe_assets.core.serving_layout import list_versions, read_push_record, serving_version
 from trainpipe_assets.data.sample_data import write_days
 from trainpipe_assets.definitions import build_definitions
 from trainpipe_assets_tests.deploy.pg_server import PostgresServer, outage_tolerant_dagster_yaml
-from trainpipe_assets_tests.helpers import make_config, run_job, write_config
+from trainpipe_assets_tests.helpers import job_env, job_execute, make_config, run_job, write_config
 
 DAYS = ["2024-03-01", "2024-03-02", "2024-03-03"]
 OUTAGE_SECONDS = 25  # longer than dagster-postgres' retries (about 11 s)
@@ -61,18 +60,8 @@ def home(pg, tmp_path_factory):
 
 
 def training_run(home, day: str, kill_at=None) -> subprocess.Popen:
-    env = {
-        **os.environ,
-        "TRAINPIPE_HOME": home["trainpipe"].home,
-        "TRAINPIPE_CONFIG": home["trainpipe"].config_path,
-        "DAGSTER_HOME": str(home["dagster_home"]),
-    }
-    env.pop(KILL_AT_ENV, None)
-    if kill_at:
-        env[KILL_AT_ENV] = kill_at
-    dagster = Path(sys.executable).parent / "dagster"
-    command = [str(dagster), "job", "execute", "-m", "trainpipe_assets.definitions", "-j", "training_job"]
-    command += ["--tags", json.dumps({"dagster/partition": day})]
+    env = job_env(home["trainpipe"], home["dagster_home"], kill_at)
+    command = job_execute("training_job", day)
     return subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 

@@ -16,6 +16,7 @@ import pytest
 from dagster import DagsterEventType, DagsterInstance, DagsterRunStatus
 
 from trainpipe_assets.serving.client import free_port, http_json
+from trainpipe_assets_tests.helpers import job_execute
 from trainpipe_assets_tests.orchestration.cluster_probe import (
     engine_events,
     materialization,
@@ -41,10 +42,8 @@ def _worker_logs(cluster) -> str:
 
 
 def _execute(cluster, job: str, day: str) -> None:
-    command = [str(BIN / "dagster"), "job", "execute", "-m", "trainpipe_assets.definitions", "-j", job]
-    command += ["--tags", json.dumps({"dagster/partition": day})]
     try:
-        done = _command(cluster, *command, timeout=600)
+        done = _command(cluster, *job_execute(job, day), timeout=600)
     except subprocess.TimeoutExpired as e:
         pytest.fail(f"{job} {day} did not finish in {e.timeout} s\n{_worker_logs(cluster)}")
     if done.returncode != 0:
