@@ -63,13 +63,10 @@ class Step:
     def reuse(self, *parts: Any, accept: Optional[Callable[[Any], bool]] = None) -> Optional[Output]:
         """The earlier materialization of this partition with the same cache key, still on disk, as this step's
         output; None when the step must run (or `accept` rejects the earlier artifact)."""
-        found = self.reuse_day(*parts, accept=accept)
-        return Output(found[0], metadata=found[1]) if found else None
-
-    def reuse_day(self, *parts: Any, accept: Optional[Callable[[Any], bool]] = None) -> Optional[tuple[Any, dict]]:
-        """As `reuse`, as (artifact, metadata) for one day of a run over several."""
         hit = reusable(self.context, self.cache_key(*parts), self._partition)
-        return hit if hit and (accept is None or accept(hit[0])) else None
+        if hit and (accept is None or accept(hit[0])):
+            return Output(hit[0], metadata=hit[1])
+        return None
 
     @functools.cached_property
     def staging(self) -> Path:

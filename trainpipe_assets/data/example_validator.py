@@ -40,15 +40,15 @@ PASSED, FAILED, NOT_CHECKED = md.PASSED, md.FAILED, md.NOT_CHECKED
 INGEST_FAILED = "INGEST_FAILED"
 
 
-def _judge(trainpipe: TrainpipeConfig, statistics: Statistics, schema, ingest_failed: str | None):
-    """(verdict, {split: anomalies}, description) of one day."""
+def _judge(trainpipe: TrainpipeConfig, statistics: Statistics, schema, proto, ingest_failed: str | None):
+    """(verdict, {split: anomalies}, description) of one day against `schema` (its `proto`, read once per run)."""
     if ingest_failed:
         found = {s: [Anomaly(s, "*", INGEST_FAILED, ingest_failed)] for s in statistics.splits}
         return FAILED, found, f"its input could not be read: {ingest_failed}"
     if schema is None:  # the first training run infers the schema from these days: usable, but not judged
         return NOT_CHECKED, {s: [] for s in statistics.splits}, "not checked: no schema materialized yet"
     limit = trainpipe.settings.max_out_of_domain_fraction
-    found = {s: find_anomalies(statistics.load(s).datasets[0], schema.load(), limit) for s in statistics.splits}
+    found = {s: find_anomalies(statistics.load(s).datasets[0], proto, limit) for s in statistics.splits}
     count = sum(len(a) for a in found.values())
     if count:
         return FAILED, found, f"{count} anomalies against schema {schema.partition}"
@@ -72,6 +72,7 @@ def example_anomalies(
     days = list(context.partition_keys)
     record = latest_materialization(context.instance, "schema")
     schema = read_artifact(materialized_path(record)) if record is not None else None
+    proto = schema.load() if schema is not None else None  # once for the run's days, not once per day and split
     examples = latest_records(context.instance, "examples", days)
     results = {}
     for day in days:
@@ -80,12 +81,12 @@ def example_anomalies(
         ingest_failed = examples.get(day) and md.value(examples[day].asset_materialization.metadata, md.INGEST_FAILED)
         step = Step(context, trainpipe, CODE_VERSION, partition=day)
         step.cache_key(statistics[day].cache_key, schema and schema.cache_key)
-        verdict, found, description = _judge(trainpipe, statistics[day], schema, ingest_failed)
+        verdict, found, description = _judge(trainpipe, statistics[day], schema, proto, ingest_failed)
         artifact = ExampleAnomalies(
             **step.fields(), splits=list(found), verdict=verdict, schema_uri=schema.uri if schema else None
         )
         for split, anomalies in found.items():
-            write_bytes(artifact.path(split), anomalies_proto(anomalies, schema and schema.load()).SerializeToString())
+            write_bytes(artifact.path(split), anomalies_proto(anomalies, proto).SerializeToString())
         flat = [a for anomalies in found.values() for a in anomalies]
         report = {"verdict": verdict, "description": description, "anomalies": [asdict(a) for a in flat]}
         write_text(step.staging / "anomalies.json", json.dumps({**report, "schema": artifact.schema_uri}, indent=2))
